@@ -1,0 +1,50 @@
+# stagewatch: `make demo` and `make test` set everything up from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SW := $(VENV)/bin/stagewatch
+APT_PKGS_RUN := libmagic1
+# zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), yara (bench peer)
+APT_PKGS_TEST := libmagic1 zip libarchive-tools
+APT_PKGS_BENCH := libmagic1 yara
+
+.PHONY: demo test bench lint clean sysdeps-run sysdeps-test sysdeps-bench
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+endef
+
+sysdeps-run:
+	$(call apt_install,$(APT_PKGS_RUN))
+sysdeps-test:
+	$(call apt_install,$(APT_PKGS_TEST))
+sysdeps-bench:
+	$(call apt_install,$(APT_PKGS_BENCH))
+
+$(VENV)/.ok: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: sysdeps-run $(VENV)/.ok
+	$(PY) samples/make_staged.py samples/staged
+	rm -f samples/staged.db*
+	$(SW) scan samples/staged --db samples/staged.db --jsonl samples/staged.jsonl
+	@echo "JSON lines: samples/staged.jsonl; store: samples/staged.db (stagewatch findings --db samples/staged.db)"
+
+test: sysdeps-test $(VENV)/.ok
+	$(VENV)/bin/ruff check sensor tests bench samples
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest
+
+bench: sysdeps-bench $(VENV)/.ok
+	$(PY) bench/bench_detect.py .bench
+
+clean:
+	rm -rf $(VENV) .pytest-tmp .bench samples/staged samples/staged.db* samples/staged.jsonl

@@ -1,0 +1,154 @@
+"""The `stagewatch` command: parses arguments, wires the pipeline, renders; exit codes mapped here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from sensor import __version__
+from sensor.config import load_settings
+from sensor.detect.engines import engines
+from sensor.errors import ConfigError, InputError, RuleError, StoreError
+from sensor.output import console
+from sensor.output.ecs import finding_record
+from sensor.output.jsonl import JsonlSink, dumps
+from sensor.output.store_sink import StoreSink
+from sensor.pipeline import scan_paths
+from sensor.stats import RunStats
+from sensor.store.db import FindingStore, parse_since
+
+EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
+EPILOG = """examples:
+  stagewatch scan /cases/ws01/Users/bob/AppData/Local/Temp --jsonl -
+  stagewatch scan evidence/ --host-from-path '^evidence/([^/]+)/' --db cases.db
+  stagewatch findings --since 1h --jsonl -
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stagewatch",
+        description="Find data compressed by libraries before exfiltration (MITRE ATT&CK T1560.002).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"stagewatch {__version__}")
+    p.add_argument("--debug", action="store_true", help="log debug lines and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr; no tables")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "scan",
+        help="scan staged files and folders",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to scan")
+    s.add_argument("--jsonl", metavar="FILE|-", help="also write findings as ECS JSON lines (- for stdout)")
+    s.add_argument("--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)")
+    s.add_argument("--no-db", action="store_true", help="do not write the store")
+    s.add_argument("--config", type=Path, metavar="FILE", help="TOML settings ([limits] table, sensitive_names...)")
+    s.add_argument("--engine", choices=engines.names(), help="rule engine (default yara-x)")
+    host = s.add_mutually_exclusive_group()
+    host.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
+    host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
+    s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+
+    f = sub.add_parser("findings", help="query the findings store")
+    f.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    f.add_argument("--since", metavar="15m|1h|2d|ISO", help="only findings at or after this time")
+    f.add_argument("--kind", choices=("alert", "event"))
+    f.add_argument("--limit", type=int)
+    f.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+    return p
+
+
+def setup_logging(debug: bool, quiet: bool) -> None:
+    logger.remove()
+    logger.enable("sensor")
+    level = "DEBUG" if debug else "ERROR" if quiet else "WARNING"
+    logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}", backtrace=debug, diagnose=False)
+
+
+def cmd_scan(a: argparse.Namespace) -> int:
+    settings = load_settings(
+        a.config, engine=a.engine, host=a.host, host_from_path=a.host_from_path, observer=a.observer
+    )
+    stats = RunStats()
+    sinks: list[Any] = []
+    store = None
+    if a.jsonl:
+        sinks.append(JsonlSink(a.jsonl))
+    run_id = None
+    if not a.no_db:
+        store = FindingStore(a.db)
+        run_id = store.begin_run(settings.observer, sys.argv)
+        sinks.append(StoreSink(store, run_id))
+    shown: list[dict[str, Any]] = []
+    started = time.monotonic()
+    status = "ok"
+    try:
+        with console.ScanProgress(enabled=None if not a.quiet else False) as progress:
+            for finding in scan_paths(a.paths, settings, stats, progress):
+                record = finding_record(finding)
+                for sink in sinks:
+                    sink.write(finding, record)
+                if not a.quiet and a.jsonl != "-":
+                    shown.append(record)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        logger.warning("interrupted: writing what was found so far")
+    finally:
+        for sink in sinks:
+            sink.close()
+        if store is not None and run_id is not None:
+            store.end_run(run_id, stats.as_dict(), status)
+            store.close()
+    elapsed = time.monotonic() - started
+    if not a.quiet:
+        if shown:
+            console.out.print(console.findings_table(shown))
+        stored = next((s.inserted for s in sinks if isinstance(s, StoreSink)), None)
+        console.err.print(console.summary_table(stats, elapsed, stored))
+    if stats.files == 0:
+        logger.error("nothing could be processed")
+        return EXIT_NOTHING
+    return EXIT_OK
+
+
+def cmd_findings(a: argparse.Namespace) -> int:
+    since = parse_since(a.since, time.time()) if a.since else None
+    with FindingStore(a.db) as store:
+        records = store.findings(since=since, kind=a.kind, limit=a.limit)
+        if a.jsonl:
+            sink = sys.stdout if a.jsonl == "-" else open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                for r in records:
+                    sink.write(dumps(r) + "\n")
+            finally:
+                if sink is not sys.stdout:
+                    sink.close()
+        else:
+            console.out.print(console.findings_table(records))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    setup_logging(a.debug, a.quiet)
+    try:
+        if a.command == "scan":
+            return cmd_scan(a)
+        return cmd_findings(a)
+    except (ConfigError, RuleError, StoreError, InputError) as e:
+        logger.error("{}", e)
+        return EXIT_NOTHING
+    except ValueError as e:  # bad flag values (--since, --host-from-path)
+        logger.error("{}", e)
+        return EXIT_USAGE

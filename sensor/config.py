@@ -1,0 +1,112 @@
+"""Settings, with every default in one place, read from TOML and overridden by flags."""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sensor.errors import ConfigError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+DEFAULT_SENSITIVE_NAMES = (
+    "passwd",
+    "shadow",
+    "gshadow",
+    "sudoers",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "authorized_keys",
+    "known_hosts",
+    ".bash_history",
+    "*.kdbx",
+    "*.kdb",
+    "wallet.dat",
+    "Login Data",
+    "Web Data",
+    "Cookies",
+    "key3.db",
+    "key4.db",
+    "logins.json",
+    "ntds.dit",
+    "SAM",
+    "SYSTEM",
+    "SECURITY",
+    "NTUSER.DAT",
+    "*.pst",
+    "*.ost",
+    "*.pfx",
+    "*.p12",
+    "*.pem",
+    "*.ppk",
+    "*.ovpn",
+    "credentials",
+    "lsass*.dmp",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on the work spent on one object or member; hitting one is a LimitHit."""
+
+    max_output: int = 256 * MiB  # decompressed bytes per member (carving decodes to the end)
+    max_ratio: int = 1000  # output/input, checked once 1 MiB has come out
+    max_seconds: float = 10.0  # wall time per member decode
+    max_depth: int = 3  # nested encodings (base64 inside hex inside ...)
+    max_encoded: int = 64 * MiB  # bytes of one base64/hex run decoded for a rescan
+    max_entries: int = 10_000  # archive entries listed
+    max_names: int = 1_000  # names kept on a finding
+    inner_head: int = 64 * KiB  # decompressed bytes kept for libmagic
+    window: int = 1 * MiB  # YARA window; keeps every string under libyara's 1M-match cap
+    overlap: int = 4 * KiB  # window overlap (longest pattern, tar's 257+8 included)
+    candidate_flood: int = 20_000  # candidates per window before the rest are skipped
+    yara_timeout: int = 60  # seconds per window
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a scan needs to know; built once by the CLI or the API."""
+
+    limits: Limits = field(default_factory=Limits)
+    engine: str = "yara-x"
+    observer: str = field(default_factory=socket.gethostname)
+    host: str | None = None  # --host
+    host_from_path: str | None = None  # --host-from-path REGEX (group 1 or 'host')
+    sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
+    rules_dir: Path | None = None  # defaults to the bundled signatures/
+    cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an optional TOML file (`[limits]` table + top-level keys), then flags."""
+    data: dict[str, Any] = {}
+    if config is not None:
+        try:
+            data = tomllib.loads(config.read_text())
+        except OSError as e:
+            raise ConfigError(str(config), e.strerror or str(e)) from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(str(config), f"invalid TOML: {e}") from e
+    limit_keys = {f.name for f in fields(Limits)}
+    raw_limits = data.pop("limits", {})
+    unknown = set(raw_limits) - limit_keys
+    if unknown:
+        raise ConfigError(str(config), f"unknown [limits] keys: {', '.join(sorted(unknown))}")
+    limits = replace(Limits(), **raw_limits)
+    setting_keys = {f.name for f in fields(Settings)} - {"limits"}
+    unknown = set(data) - setting_keys
+    if unknown:
+        raise ConfigError(str(config), f"unknown keys: {', '.join(sorted(unknown))}")
+    if "sensitive_names" in data:
+        data["sensitive_names"] = tuple(data["sensitive_names"])
+    for key in ("rules_dir", "cache_dir"):
+        if key in data:
+            data[key] = Path(data[key])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(limits=limits, **data)

@@ -1,0 +1,1 @@
+"""Detection: rule engines find candidates, verifiers prove them, the detector scores findings."""

@@ -1,0 +1,322 @@
+"""ContentObject -> verified Findings: windowed YARA candidates, Python proof, carving, scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from loguru import logger
+
+from sensor.config import Settings
+from sensor.content import decoders
+from sensor.detect import inner, severity
+from sensor.detect.engines import Engine, RuleFiles, bundled_rules_dir, engines
+from sensor.detect.verifiers import Context, Verified, verifiers
+from sensor.model import (
+    Buffer,
+    Candidate,
+    Container,
+    ContentObject,
+    FileOrigin,
+    Finding,
+    Format,
+    Inner,
+    Limit,
+    LimitHit,
+    Member,
+)
+from sensor.policy import SensitiveNames
+from sensor.stats import RunStats
+
+# Namespace of `event.id` (UUIDv5); fixed forever so ids stay stable across versions.
+EVENT_NS = uuid.UUID("6f2b1d0e-8c1a-5e4b-9a77-3c5d2f1e0b42")
+HEAD = 4096  # bytes the anchored rules see
+CONTAINER_HEAD = 256 * 1024  # bytes libmagic sees of a container
+# Candidates at the same offset are tried strongest-proof first.
+PRIORITY = {
+    f: i
+    for i, f in enumerate(
+        [
+            Format.SEVENZIP,
+            Format.RAR,
+            Format.CAB,
+            Format.XZ,
+            Format.ZIP,
+            Format.TAR,
+            Format.BZIP2,
+            Format.SNAPPY,
+            Format.LZ4,
+            Format.ZSTD,
+            Format.GZIP,
+            Format.LZMA,
+            Format.DEFLATE,
+            Format.ZLIB,
+        ]
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A wrapped-header hint: which decoder to run, and where."""
+
+    encoding: str
+    offset: int
+
+
+class _Root:
+    """The outermost object: container hash, size and type, computed once and only if needed."""
+
+    def __init__(self, obj: ContentObject) -> None:
+        self.obj = obj
+        self._container: Container | None = None
+
+    def container(self) -> Container:
+        if self._container is None:
+            data = self.obj.data
+            h = hashlib.sha256()
+            view = memoryview(data)
+            for i in range(0, len(view), 1 << 22):
+                h.update(view[i : i + (1 << 22)])
+            mime = inner.mime_of(bytes(view[:CONTAINER_HEAD]))
+            self._container = Container(h.hexdigest(), len(view), mime)
+        return self._container
+
+
+def sha256_of(data: Buffer, start: int, length: int) -> str:
+    h = hashlib.sha256()
+    view = memoryview(data)[start : start + length]
+    for i in range(0, len(view), 1 << 22):
+        h.update(view[i : i + (1 << 22)])
+    return h.hexdigest()
+
+
+def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
+    return any(a <= offset < b for a, b in spans)
+
+
+class Detector:
+    """Finds verified compressed members in objects; one instance per process (rules compiled once)."""
+
+    def __init__(self, settings: Settings, stats: RunStats | None = None, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.stats = stats if stats is not None else RunStats()
+        if engine is None:
+            rules = RuleFiles.load(settings.rules_dir or bundled_rules_dir())
+            engine = engines.get(settings.engine)(rules, settings.cache_dir, settings.limits.yara_timeout)
+        self.engine: Engine = engine
+        self.verifiers = {fmt: cls() for fmt, cls in verifiers.items()}
+        self.sensitive = SensitiveNames(settings.sensitive_names)
+
+    # -- public -----------------------------------------------------------------------------
+    def scan(self, obj: ContentObject) -> Iterator[Finding]:
+        """Every verified member of `obj` (and of base64/hex runs inside it), in offset order."""
+        self.stats.objects += 1
+        yield from self._scan(obj, _Root(obj), 0)
+
+    # -- candidates -------------------------------------------------------------------------
+    def _where(self, obj: ContentObject) -> str:
+        path = obj.origin.path if isinstance(obj.origin, FileOrigin) else "object"
+        return path + "".join(f" [{layer}@{obj.layer_offset}]" for layer in obj.layers)
+
+    def candidates(self, data: Buffer, where: str) -> tuple[list[Candidate], list[Hint]]:
+        """YARA over 1 MiB windows (libyara stops recording a string after 1M hits, SIGNATURES.md §6.2)."""
+        lim = self.limits
+        n = len(data)
+        view = memoryview(data)
+        seen: set[tuple[object, int]] = set()
+        cands: list[Candidate] = []
+        hints: list[Hint] = []
+        meta = self.engine.meta
+        pos = 0
+        while pos < n:
+            end = min(n, pos + lim.window)
+            hits = self.engine.scan(view[pos:end])
+            window_cands = 0
+            for rule, off in hits:
+                m = meta[rule]
+                at = pos + off + m.adjust
+                if m.role == "candidate":
+                    key: tuple[object, int] = (m.format, at)
+                    if key in seen or at < 0:
+                        continue
+                    seen.add(key)
+                    window_cands += 1
+                    if window_cands > lim.candidate_flood and m.format is Format.ZLIB:
+                        continue  # a flood of 2-byte headers: rarer formats are still all kept
+                    cands.append(Candidate(rule, m.format, at))  # type: ignore[arg-type]
+                elif m.role == "hint" and m.encoding:
+                    key = (m.encoding, at)
+                    if key not in seen:
+                        seen.add(key)
+                        hints.append(Hint(m.encoding, at))
+            if window_cands > lim.candidate_flood:
+                hit = LimitHit(Limit.CANDIDATES, f"{where}: window at {pos}", window_cands)
+                self.stats.limit(hit)
+                logger.warning(
+                    "{}: candidate flood: {} candidates in the 1 MiB window at offset {}; zlib ones past {} skipped",
+                    where,
+                    window_cands,
+                    pos,
+                    lim.candidate_flood,
+                )
+            if end == n:
+                break
+            pos = end - lim.overlap
+        for rule in self.engine.scan_head(bytes(view[:HEAD])):
+            m = meta[rule]
+            if (m.format, 0) not in seen:
+                cands.append(Candidate(rule, m.format, 0))  # type: ignore[arg-type]
+        cands.sort(key=lambda c: (c.offset, PRIORITY.get(c.format, 99)))
+        hints.sort(key=lambda h: h.offset)
+        return cands, hints
+
+    # -- scan -------------------------------------------------------------------------------
+    def _scan(self, obj: ContentObject, root: _Root, depth: int) -> Iterator[Finding]:
+        data = obj.data
+        where = self._where(obj)
+        cands, hints = self.candidates(data, where)
+        spans: list[tuple[int, int]] = []
+        ctx = Context(self.limits, where, at_object_start=True)
+        for cand in cands:
+            if _inside(spans, cand.offset):
+                continue
+            v = self._verify(data, cand, ctx)
+            if v is not None:
+                spans.append((v.offset, v.offset + max(v.length, 1)))
+                yield self._finding(obj, root, cand, v)
+        if not spans and len(data):
+            # raw deflate has no magic: tried at the object's start when nothing else matched
+            v = self._verify(data, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), ctx, count=False)
+            if v is not None:
+                spans.append((0, v.length))
+                yield self._finding(obj, root, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
+        yield from self._hints(obj, root, depth, hints, spans, where)
+
+    def _hints(
+        self, obj: ContentObject, root: _Root, depth: int, hints: list[Hint], spans: list[tuple[int, int]], where: str
+    ) -> Iterator[Finding]:
+        done: list[tuple[int, int]] = []
+        for hint in hints:
+            if _inside(spans, hint.offset) or _inside(done, hint.offset):
+                continue
+            if depth >= self.limits.max_depth:
+                hit = LimitHit(Limit.DEPTH, where, depth)
+                self.stats.limit(hit)
+                logger.warning(
+                    "{}: encoding depth limit {} reached; {} run at {} not decoded",
+                    where,
+                    depth,
+                    hint.encoding,
+                    hint.offset,
+                )
+                return
+            for peeled in decoders.get(hint.encoding)().peel(obj.data, hint.offset, self.limits.max_encoded):
+                done.append((peeled.start, peeled.end))
+                if peeled.capped:
+                    hit = LimitHit(Limit.ENCODED_BYTES, where, peeled.end - peeled.start)
+                    self.stats.limit(hit)
+                    logger.warning(
+                        "{}: {} run at {} longer than {} bytes; decoded that much",
+                        where,
+                        peeled.layer,
+                        peeled.start,
+                        self.limits.max_encoded,
+                    )
+                child = ContentObject(
+                    origin=obj.origin,
+                    data=peeled.data,
+                    name=obj.name,
+                    truncated=obj.truncated or peeled.capped,
+                    layers=obj.layers + (peeled.layer,),
+                    index=obj.index,
+                    layer_offset=peeled.start if obj.layer_offset is None else obj.layer_offset,
+                )
+                found = list(self._scan(child, root, depth + 1))
+                yield from found
+                if found:
+                    break
+
+    def _verify(self, data: Buffer, cand: Candidate, ctx: Context, count: bool = True) -> Verified | None:
+        fmt = str(cand.format)
+        if count:
+            self.stats.candidates[fmt] += 1
+        try:
+            v = self.verifiers[cand.format].verify(data, cand, ctx)
+        except Exception as e:  # one broken candidate must not end the object's scan
+            self.stats.errors["verifier"] += 1
+            logger.error("{}: offset {}: {} verifier failed: {}: {}", ctx.where, cand.offset, fmt, type(e).__name__, e)
+            return None
+        if v is None:
+            if count:
+                self.stats.rejected[fmt] += 1
+            return None
+        self.stats.verified[fmt] += 1
+        for hit in v.limits:
+            self.stats.limit(hit)
+        return v
+
+    # -- findings ---------------------------------------------------------------------------
+    def _finding(self, obj: ContentObject, root: _Root, cand: Candidate, v: Verified) -> Finding:
+        names = tuple(v.names)
+        mime = inner.mime_of(v.head)
+        member = Member(
+            format=v.format,
+            offset=v.offset,
+            length=v.length,
+            sha256=sha256_of(obj.data, v.offset, v.length),
+            truncated=v.truncated,
+            proof=v.proof,
+            checksum=v.checksum,
+            encrypted=v.encrypted,
+            compressed=v.compressed,
+            inner=Inner(mime, v.inner_size, v.inner_complete, names),
+            limits=tuple(v.limits),
+            stored_name=v.stored_name,
+            header_mtime=v.header_mtime,
+            writer=v.writer,
+            detail=v.detail,
+        )
+        container = root.container()
+        document = inner.zip_document_type(names, v.head) if v.format is Format.ZIP else None
+        sensitive = self.sensitive.match(names + ((v.stored_name,) if v.stored_name else ()))
+        j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers)
+        if document:
+            container = replace(container, mime_type=document)
+        origin = obj.origin
+        where = origin.path if isinstance(origin, FileOrigin) else ""
+        key = "\x1f".join(
+            [
+                self.settings.observer,
+                where,
+                str(obj.index),
+                ",".join(obj.layers),
+                str(obj.layer_offset),
+                str(member.offset),
+                member.sha256,
+                cand.rule,
+            ]
+        )
+        self.stats.findings += 1
+        if j.kind.value == "alert":
+            self.stats.alerts += 1
+        return Finding(
+            event_id=str(uuid.uuid5(EVENT_NS, key)),
+            timestamp=origin.mtime if isinstance(origin, FileOrigin) else time.time(),
+            created=time.time(),
+            observer=self.settings.observer,
+            origin=origin,
+            member=member,
+            container=container,
+            encoding=obj.layers,
+            encoding_offset=obj.layer_offset,
+            kind=j.kind,
+            severity=j.severity,
+            rule=cand.rule,
+            sensitive=sensitive,
+            reasons=j.reasons,
+        )

@@ -1,0 +1,101 @@
+"""The rule-engine seam: compile the rule files once, scan a buffer, return every string hit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, NamedTuple, Protocol
+
+from sensor.errors import RuleError
+from sensor.model import Buffer, Format
+from sensor.registry import Registry
+
+ROLES = ("candidate", "hint", "flag", "anchored")
+_HOT = re.compile(r'^\s*hot\s*=\s*"true"', re.M)
+_ANCHORED = re.compile(r'^\s*role\s*=\s*"anchored"', re.M)
+
+
+class Hit(NamedTuple):
+    """One instance of one rule's string: the rule name and the offset inside the scanned buffer."""
+
+    rule: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    """What a rule's `meta:` block tells the detector."""
+
+    name: str
+    role: str
+    format: Format | None
+    adjust: int  # added to a hit's offset to get the member's start (tar: -257)
+    encoding: str | None  # hints: the wrapping to peel ("base64", "hex")
+
+    @classmethod
+    def from_pairs(cls, name: str, pairs: Iterable[tuple[str, object]]) -> RuleMeta:
+        meta = dict(pairs)
+        role = str(meta.get("role", ""))
+        if role not in ROLES:
+            raise RuleError(name, f"meta role must be one of {', '.join(ROLES)}, not {role!r}")
+        fmt = meta.get("format")
+        try:
+            format_ = Format(str(fmt)) if fmt is not None else None
+        except ValueError:
+            raise RuleError(name, f"meta format {fmt!r} is not a stagewatch.format") from None
+        if role in ("candidate", "anchored") and format_ is None:
+            raise RuleError(name, f"a {role} rule needs meta format")
+        enc = meta.get("encoding")
+        return cls(name, role, format_, int(str(meta.get("adjust", 0))), str(enc) if enc else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFiles:
+    """The rule files of one directory, split into the groups the engines compile apart."""
+
+    main: tuple[tuple[str, str], ...]  # (namespace, source) scanned anywhere
+    hot: tuple[tuple[str, str], ...]  # rules with 2-byte atoms (meta hot = "true")
+    anchored: tuple[tuple[str, str], ...]  # condition-only rules run on an object's head
+    digest: str  # sha256 over names and sources: the compiled-rule cache key
+
+    @classmethod
+    def load(cls, directory: Path) -> RuleFiles:
+        paths = sorted(directory.glob("*.yar"))
+        if not paths:
+            raise RuleError(str(directory), "no *.yar rule files")
+        main, hot, anchored = [], [], []
+        h = hashlib.sha256()
+        for p in paths:
+            src = p.read_text()
+            h.update(p.name.encode() + b"\0" + src.encode() + b"\0")
+            group = anchored if _ANCHORED.search(src) else hot if _HOT.search(src) else main
+            group.append((p.stem, src))
+        return cls(tuple(main), tuple(hot), tuple(anchored), h.hexdigest())
+
+
+class Engine(Protocol):
+    """A compiled rule set: `scan` returns every instance of every matching rule's strings."""
+
+    name: ClassVar[str]
+    meta: dict[str, RuleMeta]
+
+    def scan(self, data: Buffer) -> list[Hit]: ...
+
+    def scan_head(self, head: bytes) -> list[str]:
+        """Names of the anchored (object-start) rules that match `head`."""
+        ...
+
+
+engines: Registry[type] = Registry("engine")
+
+
+def bundled_rules_dir() -> Path:
+    """The signatures/ folder shipped with the package (repo checkout or installed data)."""
+    here = Path(__file__).resolve()
+    for cand in (here.parents[3] / "signatures", here.parents[2] / "signatures"):
+        if cand.is_dir():
+            return cand
+    raise RuleError(str(here.parents[3] / "signatures"), "rule folder not found")

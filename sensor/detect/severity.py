@@ -1,0 +1,147 @@
+"""Alert or event, and a severity score, from where a member was found and what it is."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sensor.model import FileOrigin, Format, Kind, Member, Origin
+from sensor.policy import is_log_path, is_staging_path
+
+# Container types whose insides are compressed as a matter of course (SIGNATURES.md §3 end).
+CONTAINER_PREFIXES = (
+    "image/",
+    "audio/",
+    "video/",
+    "font/",
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument",
+    "application/vnd.oasis.opendocument",
+    "application/vnd.ms-",
+    "application/msword",
+    "application/java-archive",
+    "application/vnd.android.package-archive",
+    "application/x-debian-package",
+    "application/vnd.debian.binary-package",
+    "application/x-rpm",
+    "application/x-executable",
+    "application/x-sharedlib",
+    "application/x-pie-executable",
+    "application/x-dosexec",
+    "application/x-mach-binary",
+    "application/epub+zip",
+    "application/x-font",
+    "application/vnd.ms-fontobject",
+    "application/x-chrome-extension",
+    "application/x-xpinstall",
+    "application/x-iso9660-image",
+    "application/x-msi",
+    "application/vnd.ms-cab-compressed",  # only when the cab holds the member, not when it is one
+)
+
+EXTENSIONS: dict[Format, tuple[str, ...]] = {
+    Format.GZIP: (".gz", ".tgz", ".gzip", ".z", ".svgz", ".emz", ".taz"),
+    Format.ZLIB: (".zz", ".zlib", ".z", ".deflate"),
+    Format.DEFLATE: (".deflate", ".z"),
+    Format.BZIP2: (".bz2", ".bz", ".tbz", ".tbz2"),
+    Format.XZ: (".xz", ".txz"),
+    Format.LZMA: (".lzma", ".tlz"),
+    Format.ZSTD: (".zst", ".zstd", ".tzst"),
+    Format.LZ4: (".lz4",),
+    Format.SNAPPY: (".sz", ".snappy"),
+    Format.ZIP: (
+        ".zip",
+        ".jar",
+        ".apk",
+        ".docx",
+        ".xlsx",
+        ".pptx",
+        ".odt",
+        ".ods",
+        ".odp",
+        ".epub",
+        ".whl",
+        ".nupkg",
+        ".xpi",
+        ".ipa",
+        ".war",
+        ".kmz",
+    ),
+    Format.SEVENZIP: (".7z",),
+    Format.RAR: (".rar", ".r00", ".cbr"),
+    Format.CAB: (".cab",),
+    Format.TAR: (".tar",),
+}
+
+BASE_COMPRESSED = 50
+BASE_ARCHIVE = 30  # tar and stored zip: archives without compression
+CONTAINER_SEVERITY = 15
+LOG_SEVERITY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """kind, severity and the reasons behind them (shown as `stagewatch.reasons`)."""
+
+    kind: Kind
+    severity: int
+    reasons: tuple[str, ...]
+
+
+def is_container(mime: str | None) -> bool:
+    """True for formats that hold compressed data by design (PNG, PDF, OOXML, JAR...)."""
+    return bool(mime) and mime.startswith(CONTAINER_PREFIXES)
+
+
+def hides_format(name: str, fmt: Format) -> bool:
+    """True when the file's extension is not one this format goes by (a gzip in report.dat)."""
+    lower = name.lower()
+    return not any(lower.endswith(ext) for ext in EXTENSIONS.get(fmt, ()))
+
+
+def judge(
+    origin: Origin,
+    member: Member,
+    container_mime: str | None,
+    document_mime: str | None,
+    sensitive: tuple[str, ...],
+    encoding: tuple[str, ...],
+) -> Judgement:
+    """Score one member: staging location, encryption and sensitive names make alerts; containers never do."""
+    if is_container(container_mime) and not (member.offset == 0 and member.length >= _size(origin)):
+        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, ("inside_container",))
+    if document_mime:
+        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, ("zip_is_document",))
+    reasons: list[str] = []
+    score = BASE_COMPRESSED if member.compressed else BASE_ARCHIVE
+    if not member.compressed:
+        reasons.append("archive_without_compression")
+    alert = False
+    path = origin.path if isinstance(origin, FileOrigin) else ""
+    if path and is_log_path(path):
+        return Judgement(Kind.EVENT, LOG_SEVERITY, ("log_folder",))
+    if path and is_staging_path(path):
+        score += 20
+        alert = True
+        reasons.append("staging_path")
+    if member.encrypted:
+        score += 15
+        alert = True
+        reasons.append("encrypted")
+    if sensitive:
+        score += 20
+        alert = True
+        reasons.append("sensitive_name")
+    if path and hides_format(os.path.basename(path), member.format):
+        score += 10
+        reasons.append("extension_mismatch")
+    if encoding:
+        score += 5
+        reasons.append("encoded")
+    if not alert:
+        score -= 20
+    return Judgement(Kind.ALERT if alert else Kind.EVENT, max(1, min(score, 100)), tuple(reasons))
+
+
+def _size(origin: Origin) -> int:
+    return origin.size if isinstance(origin, FileOrigin) else 0

@@ -1,0 +1,85 @@
+"""The verifier seam: one class per format proves a candidate and finds the member's end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from sensor.config import KiB, Limits, MiB
+from sensor.content.decompress import Decoded
+from sensor.model import Buffer, Candidate, Checksum, Format, LimitHit, Proof
+from sensor.registry import Registry
+
+TRUNCATED_MIN_OUTPUT = 4 * KiB  # rule (b): output needed when the data ends mid-stream
+OUTPUT_PROOF = 1 * MiB  # rule (c): error-free output that proves a stream
+MIN_RATIO = 1.05  # rule (b): not a verbatim stored copy
+
+
+@dataclass
+class Verified:
+    """A proven member before hashing and typing: bounds, proof and what the header told."""
+
+    format: Format
+    offset: int
+    length: int
+    proof: Proof
+    truncated: bool = False
+    checksum: Checksum = Checksum.NONE
+    encrypted: bool = False
+    compressed: bool = True
+    head: bytes | None = None  # decompressed head, typed by libmagic later
+    inner_size: int = 0
+    inner_complete: bool = False
+    names: list[str] = field(default_factory=list)
+    limits: list[LimitHit] = field(default_factory=list)
+    stored_name: str | None = None
+    header_mtime: int | None = None
+    writer: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a verifier may know about the object besides its bytes."""
+
+    limits: Limits
+    where: str  # location for LimitHit and log lines
+    at_object_start: bool
+
+
+class Verifier(Protocol):
+    """Proves one format: `verify` returns the member, or None when the candidate is not one."""
+
+    format: ClassVar[Format]
+
+    def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None: ...
+
+
+verifiers: Registry[type] = Registry("verifier")
+
+
+def judge_stream(dec: Decoded, check: bool | None, has_check: bool = True) -> tuple[Proof, Checksum, bool] | None:
+    """SIGNATURES.md §0 rule 5 for decoded streams: (proof, checksum, truncated) or None.
+
+    `check` is the format's integrity check at the end of stream: True/False, or None when the
+    format has none (`has_check` False) or its trailer was cut off by the end of the data.
+    """
+    if dec.eof and check is None and has_check:
+        # the stream ended but its trailer is missing: judged like data cut mid-stream
+        if dec.output >= TRUNCATED_MIN_OUTPUT and dec.ratio >= MIN_RATIO:
+            return Proof.OBJECT_END, Checksum.NONE, True
+        return None
+    if dec.eof:
+        if check is True:
+            return Proof.CHECKSUM, Checksum.OK, False
+        if check is False:
+            # ended cleanly but the check failed: a damaged member, still proven by volume
+            if dec.output >= TRUNCATED_MIN_OUTPUT and dec.ratio >= MIN_RATIO:
+                return Proof.OBJECT_END, Checksum.BAD, False
+            return None
+        return Proof.STREAM_END, Checksum.NONE, False
+    if dec.output >= OUTPUT_PROOF and (dec.limit is not None or dec.error is not None or dec.data_ended):
+        return Proof.OUTPUT, Checksum.NONE, dec.data_ended
+    if dec.data_ended and dec.output >= TRUNCATED_MIN_OUTPUT and dec.ratio >= MIN_RATIO:
+        return Proof.OBJECT_END, Checksum.NONE, True
+    return None

@@ -1,0 +1,117 @@
+"""gzip (RFC 1952): header walk, raw inflate, CRC-32 and ISIZE, writer attribution."""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+from sensor.content import decompress
+from sensor.detect.tarwalk import TarWalker
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.model import Buffer, Candidate, Format
+
+FTEXT, FHCRC, FEXTRA, FNAME, FCOMMENT = 1, 2, 4, 8, 16
+MAX_NAME = 1024
+MAX_COMMENT = 64 * 1024
+
+
+def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int] | None:
+    """(header length, FNAME, MTIME, XFL, OS), or None when a hard field or the FHCRC is wrong."""
+    h = bytes(data[off : off + 10])
+    if len(h) < 10 or h[:3] != b"\x1f\x8b\x08" or h[3] & 0xE0:
+        return None
+    flg = h[3]
+    pos = off + 10
+    if flg & FEXTRA:
+        x = bytes(data[pos : pos + 2])
+        if len(x) < 2:
+            return None
+        pos += 2 + int.from_bytes(x, "little")
+    name = None
+    for flag, cap in ((FNAME, MAX_NAME), (FCOMMENT, MAX_COMMENT)):
+        if flg & flag:
+            chunk = bytes(data[pos : pos + cap])
+            nul = chunk.find(b"\x00")
+            if nul < 0:
+                return None
+            if flag == FNAME:
+                name = chunk[:nul].decode("latin-1")
+            pos += nul + 1
+    if flg & FHCRC:
+        crc = bytes(data[pos : pos + 2])
+        if len(crc) < 2 or zlib.crc32(bytes(data[off:pos])) & 0xFFFF != int.from_bytes(crc, "little"):
+            return None
+        pos += 2
+    if pos > len(data):
+        return None
+    return pos - off, name, int.from_bytes(h[4:8], "little"), h[8], h[9]
+
+
+def writer_of(flg: int, name: str | None, mtime: int, xfl: int, os_: int) -> str | None:
+    """Library attribution from soft fields (SIGNATURES.md §1.16); a hint, never a filter."""
+    if name == "" and flg & FNAME:
+        return "python tarfile (stream mode)"
+    if mtime == 0 and xfl == 4 and os_ == 0:
+        return ".NET Framework GZipStream"
+    if mtime == 0 and os_ == 10:
+        return "zlib (Windows; .NET Core GZipStream)"
+    if mtime == 0 and os_ in (3, 11, 19):
+        return "zlib"
+    if mtime == 0 and os_ == 0:
+        return "Java GZIPOutputStream (JDK <= 15)"
+    if mtime == 0 and os_ == 255:
+        return "Go, Java >= 16 or libdeflate"
+    if os_ == 255 and mtime:
+        return "python gzip"
+    return None
+
+
+@verifiers.register(Format.GZIP)
+class GzipVerifier:
+    """Verified by CRC-32 + ISIZE when the member ends, else by the truncated/volume rules."""
+
+    format: ClassVar[Format] = Format.GZIP
+
+    def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
+        off = cand.offset
+        hdr = parse_header(data, off)
+        if hdr is None:
+            return None
+        hlen, name, mtime, xfl, os_ = hdr
+        crc = [0]
+
+        def observe(piece: bytes) -> None:
+            crc[0] = zlib.crc32(piece, crc[0])
+
+        walker = TarWalker(ctx.limits.max_names)
+        observers = (observe, walker.feed)
+        dec = decompress.run(decompress.inflate_codec(-15), data, off + hlen, ctx.limits, ctx.where, observers)
+        end = off + hlen + dec.consumed
+        check: bool | None = None
+        if dec.eof:
+            trailer = bytes(data[end : end + 8])
+            if len(trailer) == 8:
+                want_crc, want_size = int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
+                check = want_crc == crc[0] and want_size == dec.output & 0xFFFFFFFF
+                end += 8
+        verdict = judge_stream(dec, check)
+        if verdict is None:
+            return None
+        proof, checksum, truncated = verdict
+        flg = bytes(data[off + 3 : off + 4])[0]
+        return Verified(
+            format=Format.GZIP,
+            offset=off,
+            length=end - off,
+            proof=proof,
+            truncated=truncated,
+            checksum=checksum,
+            head=dec.head,
+            inner_size=dec.output,
+            inner_complete=dec.eof,
+            names=walker.names,
+            limits=[dec.limit] if dec.limit else [],
+            stored_name=name,
+            header_mtime=mtime or None,
+            writer=writer_of(flg, name, mtime, xfl, os_),
+        )

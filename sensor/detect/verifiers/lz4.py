@@ -1,0 +1,51 @@
+"""LZ4 frame: python-lz4 checks the header checksum, block and content checksums when flagged."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sensor.content import decompress
+from sensor.detect.tarwalk import TarWalker
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.model import Buffer, Candidate, Checksum, Format, Proof
+
+
+@verifiers.register(Format.LZ4)
+class Lz4Verifier:
+    """Proven by its content checksum when the frame carries one, else by the volume rules."""
+
+    format: ClassVar[Format] = Format.LZ4
+
+    def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
+        off = cand.offset
+        h = bytes(data[off : off + 6])
+        if len(h) < 6 or h[:4] != b"\x04\x22\x4d\x18" or h[4] >> 6 != 1 or h[4] & 2 or h[5] & 0x8F:
+            return None
+        content_checksum = bool(h[4] & 4)
+        walker = TarWalker(ctx.limits.max_names)
+        observers = (walker.feed,)
+        dec = decompress.run(decompress.lz4_codec(), data, off, ctx.limits, ctx.where, observers)
+        if dec.eof and content_checksum:
+            verdict: tuple[Proof, Checksum, bool] | None = (Proof.CHECKSUM, Checksum.OK, False)
+        elif dec.eof:
+            # no checksum: a clean EndMark behind a valid header checksum, if it did real work
+            ok = dec.output >= 64 and dec.ratio >= 1.05
+            verdict = (Proof.STREAM_END, Checksum.NONE, False) if ok else None
+        else:
+            verdict = judge_stream(dec, None, has_check=False)
+        if verdict is None:
+            return None
+        proof, checksum, truncated = verdict
+        return Verified(
+            format=Format.LZ4,
+            offset=off,
+            length=dec.consumed,
+            proof=proof,
+            truncated=truncated,
+            checksum=checksum,
+            head=dec.head,
+            inner_size=dec.output,
+            inner_complete=dec.eof,
+            names=walker.names,
+            limits=[dec.limit] if dec.limit else [],
+        )

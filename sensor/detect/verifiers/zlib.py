@@ -1,0 +1,66 @@
+"""zlib (RFC 1950): header arithmetic, raw inflate, Adler-32 computed here to tell ok from bad."""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+from sensor.content import decompress
+from sensor.detect.tarwalk import TarWalker
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.model import Buffer, Candidate, Format
+
+FLEVEL = {0: "fastest", 1: "fast", 2: "default", 3: "maximum"}
+
+
+@verifiers.register(Format.ZLIB)
+class ZlibVerifier:
+    """Verified by Adler-32 at the end of stream; preset-dictionary streams cannot be decoded."""
+
+    format: ClassVar[Format] = Format.ZLIB
+
+    def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
+        off = cand.offset
+        h = bytes(data[off : off + 3])
+        if len(h) < 3:
+            return None
+        cmf, flg = h[0], h[1]
+        if cmf & 0x0F != 8 or cmf >> 4 > 7 or (cmf << 8 | flg) % 31:
+            return None
+        if flg & 0x20:
+            return None  # FDICT: undecodable without the dictionary, so never verified
+        if h[2] & 6 == 6:
+            return None  # first deflate block of type 11 (invalid)
+        adler = [1]
+
+        def observe(piece: bytes) -> None:
+            adler[0] = zlib.adler32(piece, adler[0])
+
+        walker = TarWalker(ctx.limits.max_names)
+        observers = (observe, walker.feed)
+        dec = decompress.run(decompress.inflate_codec(-15), data, off + 2, ctx.limits, ctx.where, observers)
+        end = off + 2 + dec.consumed
+        check: bool | None = None
+        if dec.eof:
+            trailer = bytes(data[end : end + 4])
+            if len(trailer) == 4:
+                check = int.from_bytes(trailer, "big") == adler[0]
+                end += 4
+        verdict = judge_stream(dec, check)
+        if verdict is None:
+            return None
+        proof, checksum, truncated = verdict
+        return Verified(
+            format=Format.ZLIB,
+            offset=off,
+            length=end - off,
+            proof=proof,
+            truncated=truncated,
+            checksum=checksum,
+            head=dec.head,
+            inner_size=dec.output,
+            inner_complete=dec.eof,
+            names=walker.names,
+            limits=[dec.limit] if dec.limit else [],
+            detail=f"window {1 << ((cmf >> 4) + 8)}, level {FLEVEL[flg >> 6]}",
+        )

@@ -1,0 +1,172 @@
+"""Value types that cross the pipeline's layers (DESIGN.md "Pipeline and data types")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# Anything the detector can slice: bytes for small objects, mmap/memoryview for big files.
+Buffer = bytes | bytearray | memoryview
+
+
+class Format(StrEnum):
+    """`stagewatch.format`: the compressed or archive format of a member."""
+
+    GZIP = "gzip"
+    ZLIB = "zlib"
+    DEFLATE = "deflate"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    LZMA = "lzma"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    SNAPPY = "snappy"
+    BROTLI = "brotli"
+    ZIP = "zip"
+    SEVENZIP = "7z"
+    RAR = "rar"
+    CAB = "cab"
+    TAR = "tar"
+
+
+class Kind(StrEnum):
+    """ECS `event.kind`: alerts page an analyst, events are kept for hunting."""
+
+    ALERT = "alert"
+    EVENT = "event"
+
+
+class Checksum(StrEnum):
+    """`stagewatch.checksum`: the format's own integrity check, when the member decoded whole."""
+
+    OK = "ok"
+    BAD = "bad"
+    NONE = "none"
+
+
+class Proof(StrEnum):
+    """Which clause of the verification rule (SIGNATURES.md §0 rule 5) a member met."""
+
+    CHECKSUM = "checksum"  # (a) stream ended and its check passed
+    STREAM_END = "stream_end"  # (a) for formats without a check: a clean end of stream
+    OBJECT_END = "object_end"  # (b) data ended after >= 4 KiB of plausible output
+    OUTPUT = "output"  # (c) 1 MiB of output without an error
+    STRUCTURE = "structure"  # (d) >= 48 bits of magic, fields and header CRCs
+
+
+class Limit(StrEnum):
+    """Closed vocabulary of bounds; every hit is counted and shown on the finding."""
+
+    OUTPUT_BYTES = "output_bytes"
+    RATIO = "ratio"
+    TIME = "time"
+    DEPTH = "depth"
+    CANDIDATES = "candidates"
+    ENTRIES = "entries"
+    ENCODED_BYTES = "encoded_bytes"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitHit:
+    """A bound that stopped work: which, where (a short location) and the value reached."""
+
+    limit: Limit
+    where: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileOrigin:
+    """A file on disk: the staged file a member was found in."""
+
+    path: str
+    size: int
+    mtime: float
+    owner: str | None
+    host: str
+    root: str  # the PATH argument the file was found under (`stagewatch.source.path`)
+
+
+Origin = FileOrigin  # NetworkOrigin joins this union with the network issue.
+
+
+@dataclass(frozen=True, slots=True)
+class ContentObject:
+    """Bytes to scan and where they came from; `layers` lists the encodings peeled off."""
+
+    origin: Origin
+    data: Buffer
+    name: str | None = None
+    truncated: bool = False
+    layers: tuple[str, ...] = ()
+    index: int = 0  # the object's number within its flow (0 for a file)
+    layer_offset: int | None = None  # where the encoded run sat in the original object
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A YARA hit, still unproven: the rule that fired and the member's would-be start."""
+
+    rule: str
+    format: Format
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    """What a bounded look inside the member found."""
+
+    mime_type: str | None
+    size: int  # decompressed bytes seen (all of them when `complete`)
+    complete: bool
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A verified compressed member or archive: where it sits, its carved hash, what it holds."""
+
+    format: Format
+    offset: int
+    length: int
+    sha256: str
+    truncated: bool
+    proof: Proof
+    checksum: Checksum = Checksum.NONE
+    encrypted: bool = False
+    compressed: bool = True  # False for tar and all-stored zip: archives without compression
+    inner: Inner | None = None
+    limits: tuple[LimitHit, ...] = ()
+    stored_name: str | None = None  # gzip FNAME
+    header_mtime: int | None = None  # gzip MTIME, often the time of compression
+    writer: str | None = None  # library attribution from soft header fields
+    detail: str | None = None  # format-specific note (AES strength, preset dictionary...)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """The object a member was found in (`stagewatch.container`)."""
+
+    sha256: str
+    size: int
+    mime_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One verified member in one object, judged alert or event and scored."""
+
+    event_id: str
+    timestamp: float
+    created: float
+    observer: str
+    origin: Origin
+    member: Member
+    container: Container
+    encoding: tuple[str, ...]
+    encoding_offset: int | None
+    kind: Kind
+    severity: int
+    rule: str
+    sensitive: tuple[str, ...]
+    reasons: tuple[str, ...]  # why this kind and severity (`stagewatch.reasons`)

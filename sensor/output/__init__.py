@@ -1,0 +1,1 @@
+"""Output: ECS records and the sinks that write them."""

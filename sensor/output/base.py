@@ -1,0 +1,21 @@
+"""The sink seam: each sink writes findings somewhere and is closed at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from sensor.model import Finding
+from sensor.registry import Registry
+
+
+class Sink(Protocol):
+    """Receives every finding of a run (with its ECS record) and is closed once."""
+
+    name: ClassVar[str]
+
+    def write(self, finding: Finding, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+sinks: Registry[type] = Registry("sink")

@@ -1,0 +1,108 @@
+"""Finding -> ECS record (DESIGN.md output contract): the only place where output dicts are built."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sensor.model import FileOrigin, Finding
+
+TECHNIQUE = "T1560.002"
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC with microseconds, as ECS `@timestamp` wants."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def finding_record(f: Finding) -> dict[str, Any]:
+    """The JSON-lines record of one finding."""
+    m = f.member
+    o = f.origin
+    inner = m.inner
+    sw: dict[str, Any] = {
+        "format": str(m.format),
+        "verified": True,
+        "proof": str(m.proof),
+        "encoding": list(f.encoding),
+        "offset": m.offset,
+        "truncated": m.truncated,
+        "checksum": str(m.checksum),
+        "encrypted": m.encrypted,
+        "compressed": m.compressed,
+        "container": _drop_none(
+            {"sha256": f.container.sha256, "size": f.container.size, "mime_type": f.container.mime_type}
+        ),
+        "sensitive": list(f.sensitive),
+        "limits": [{"limit": str(h.limit), "value": h.value} for h in m.limits],
+        "reasons": list(f.reasons),
+    }
+    if f.encoding_offset is not None:
+        sw["encoding_offset"] = f.encoding_offset
+    if inner is not None:
+        sw["inner"] = _drop_none(
+            {"mime_type": inner.mime_type, "size": inner.size, "complete": inner.complete, "names": list(inner.names)}
+        )
+    extras = {"stored_name": m.stored_name, "writer": m.writer, "detail": m.detail}
+    if m.header_mtime:
+        extras["header_time"] = iso(m.header_mtime)
+    sw.update(_drop_none(extras))
+    record: dict[str, Any] = {
+        "@timestamp": iso(f.timestamp),
+        "event": {
+            "id": f.event_id,
+            "kind": str(f.kind),
+            "category": ["file"],
+            "type": ["info"],
+            "module": "stagewatch",
+            "severity": f.severity,
+            "created": iso(f.created),
+        },
+        "rule": {"name": f.rule, "ruleset": "compression"},
+        "threat": {"technique": {"id": [TECHNIQUE]}},
+        "observer": {"name": f.observer, "type": "sensor", "vendor": "stagewatch"},
+    }
+    file: dict[str, Any] = {"size": m.length, "hash": {"sha256": m.sha256}}
+    if inner is not None and inner.mime_type:
+        file["mime_type"] = _format_mime(str(m.format))
+    if isinstance(o, FileOrigin):
+        file.update(
+            {
+                "path": o.path,
+                "name": o.path.replace("\\", "/").rsplit("/", 1)[-1],
+                "owner": o.owner,
+                "mtime": iso(o.mtime),
+            }
+        )
+        record["host"] = {"name": o.host}
+        sw["source"] = {"path": o.root}
+    record["file"] = _drop_none(file)
+    record["stagewatch"] = sw
+    return record
+
+
+_MIMES = {
+    "gzip": "application/gzip",
+    "zlib": "application/zlib",
+    "deflate": "application/octet-stream",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "lzma": "application/x-lzma",
+    "zstd": "application/zstd",
+    "lz4": "application/x-lz4",
+    "snappy": "application/x-snappy-framed",
+    "zip": "application/zip",
+    "7z": "application/x-7z-compressed",
+    "rar": "application/vnd.rar",
+    "cab": "application/vnd.ms-cab-compressed",
+    "tar": "application/x-tar",
+}
+
+
+def _format_mime(fmt: str) -> str:
+    """`file.mime_type` of the carved member: its own format's type (the inner type is under stagewatch.inner)."""
+    return _MIMES.get(fmt, "application/octet-stream")

@@ -1,0 +1,37 @@
+"""JSON lines to a file or stdout, one finding per line, flushed per line so nothing is lost on exit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, ClassVar, TextIO
+
+from sensor.errors import InputError
+from sensor.model import Finding
+from sensor.output.base import sinks
+
+
+def dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+@sinks.register("jsonl")
+class JsonlSink:
+    """`--jsonl FILE|-`: appends to FILE, or writes to stdout for `-`."""
+
+    name: ClassVar[str] = "jsonl"
+
+    def __init__(self, target: str) -> None:
+        self._own = target != "-"
+        try:
+            self._f: TextIO = open(target, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
+        except OSError as e:
+            raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
+
+    def write(self, finding: Finding, record: dict[str, Any]) -> None:
+        self._f.write(dumps(record) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()

@@ -1,0 +1,1 @@
+"""Staged files: a safe walk of folders and files read into ContentObjects."""

@@ -1,0 +1,44 @@
+"""Run statistics: everything counted rather than written as a finding."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sensor.model import LimitHit
+
+
+@dataclass
+class RunStats:
+    """Counters for one scan run; shown in the summary table and stored with the run."""
+
+    files: int = 0
+    bytes: int = 0
+    objects: int = 0
+    findings: int = 0
+    alerts: int = 0
+    candidates: Counter[str] = field(default_factory=Counter)  # by format
+    rejected: Counter[str] = field(default_factory=Counter)  # candidates that did not verify
+    verified: Counter[str] = field(default_factory=Counter)
+    limits: Counter[str] = field(default_factory=Counter)  # by Limit name
+    skipped: Counter[str] = field(default_factory=Counter)  # inputs skipped, by reason
+    errors: Counter[str] = field(default_factory=Counter)  # by error kind
+
+    def limit(self, hit: LimitHit) -> None:
+        self.limits[str(hit.limit)] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain form for the store and --jsonl run records."""
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "objects": self.objects,
+            "findings": self.findings,
+            "alerts": self.alerts,
+            "candidates": dict(self.candidates),
+            "rejected": dict(self.rejected),
+            "verified": dict(self.verified),
+            "limits": dict(self.limits),
+            "skipped": dict(self.skipped),
+            "errors": dict(self.errors),
+        }

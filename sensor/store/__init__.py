@@ -1,0 +1,1 @@
+"""Findings store: schema and queries on SQLAlchemy Core (SQLite embedded, PostgreSQL shared)."""

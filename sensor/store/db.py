@@ -1,0 +1,290 @@
+"""The findings store: open (SQLite file or PostgreSQL URL), record runs, add and query findings."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from sensor.errors import StoreError
+from sensor.store.schema import SCHEMA_VERSION, findings, metadata, runs, schema_version
+
+BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
+SETUP_LOCK_KEY = 0x5354_4757  # PostgreSQL advisory lock held while creating tables ("STGW")
+BATCH_ROWS = 500  # rows per INSERT statement; bounds memory when `rows` is a long generator
+
+# The dialect's own INSERT is what offers ON CONFLICT DO NOTHING; other databases are refused.
+_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """One `findings` row as the output layer hands it over; the store adds `run_id`."""
+
+    event_id: str
+    ts: float
+    created: float
+    kind: str
+    severity: int
+    rule: str
+    format: str
+    sha256: str
+    size: int
+    host: str | None
+    path: str | None
+    record: str
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(FindingRow))
+
+
+class FindingStore:
+    """Findings and runs in SQLite (embedded default) or PostgreSQL (shared by many sensors)."""
+
+    def __init__(self, url_or_path: str) -> None:
+        self.where, url = _resolve(url_or_path)
+        self._engine = self._open(url)
+        try:
+            self._prepare()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _open(self, url: URL) -> Engine:
+        backend = url.get_backend_name()
+        if backend not in _DIALECT_INSERT:
+            raise StoreError(self.where, f"unsupported database '{backend}'; use SQLite or PostgreSQL")
+        with self._errors():
+            try:
+                return _make_engine(url)
+            except ImportError as exc:
+                raise StoreError(self.where, f"database driver not installed ({exc.name})") from exc
+
+    def _prepare(self) -> None:
+        """Refuse a newer schema, then create what is missing and stamp the version."""
+        # One transaction under a lock: workers opening a fresh store at once would otherwise
+        # race between "table missing?" and CREATE TABLE.
+        with self._errors(), self._engine.connect() as conn:
+            _lock_for_setup(conn)
+            self._check_version(conn)
+            metadata.create_all(conn)
+            if _stored_version(conn) is None:
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+            conn.commit()
+
+    def _check_version(self, conn: Connection) -> None:
+        stored = _stored_version(conn)
+        if stored is not None and stored > SCHEMA_VERSION:
+            raise StoreError(self.where, f"schema version {stored} is newer than this stagewatch ({SCHEMA_VERSION})")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn a database or OS error into a one-line StoreError naming this store."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(self.where, _one_line(getattr(exc, "orig", None) or exc)) from exc
+        except OSError as exc:
+            raise StoreError(self.where, _one_line(exc)) from exc
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def begin_run(self, observer: str, argv: list[str]) -> int:
+        """Record the start of a run; returns its id for `add` and `end_run`."""
+        values = {"started": time.time(), "observer": observer, "argv": json.dumps(argv), "status": "running"}
+        with self._errors(), self._engine.begin() as conn:
+            return int(conn.execute(insert(runs).values(**values)).inserted_primary_key[0])
+
+    def end_run(self, run_id: int, stats: dict, status: str = "ok") -> None:
+        """Record the end of a run with its statistics (`RunStats.as_dict()`) and status."""
+        values = {"ended": time.time(), "stats": json.dumps(stats, sort_keys=True), "status": status}
+        with self._errors(), self._engine.begin() as conn:
+            found = conn.execute(update(runs).where(runs.c.id == run_id).values(**values)).rowcount
+        if found == 0:
+            raise StoreError(self.where, f"run {run_id} does not exist")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first, with `argv` and `stats` decoded from JSON."""
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
+        return [_run_dict(row) for row in rows]
+
+    # -- findings ---------------------------------------------------------------------------
+
+    def add(self, run_id: int, rows: Iterable[FindingRow]) -> int:
+        """Insert findings in one transaction, skipping event_ids already stored; returns how many were new."""
+        stmt = self._insert_new()
+        inserted = 0
+        with self._errors(), self._engine.begin() as conn:
+            for batch in _batches(rows, BATCH_ROWS):
+                params = [_row_params(run_id, row) for row in batch]
+                inserted += len(conn.execute(stmt, params).all())
+        return inserted
+
+    def _insert_new(self) -> Any:
+        # RETURNING lists only the rows actually inserted: an exact count even when another
+        # worker is writing the same findings at the same time (a before/after count is not).
+        return _insert_ignoring_duplicates(self._engine.dialect.name).returning(findings.c.event_id)
+
+    def findings(
+        self, since: float | None = None, kind: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield stored ECS records (parsed JSON), oldest first; `since` is epoch seconds, inclusive."""
+        query = select(findings.c.record).order_by(findings.c.ts, findings.c.event_id)
+        if since is not None:
+            query = query.where(findings.c.ts >= since)
+        if kind is not None:
+            query = query.where(findings.c.kind == kind)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._errors(), self._engine.connect() as conn:
+            for (record,) in conn.execution_options(yield_per=BATCH_ROWS).execute(query):
+                yield json.loads(record)
+
+    def count(self) -> int:
+        """Number of stored findings."""
+        with self._errors(), self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(findings)).scalar_one())
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _resolve(url_or_path: str) -> tuple[str, URL]:
+    """Where to name in errors, and the URL to open; a plain path becomes an absolute SQLite URL."""
+    if url_or_path == ":memory:":
+        return url_or_path, make_url("sqlite://")
+    if "://" not in url_or_path:
+        path = Path(url_or_path).expanduser().absolute()
+        _check_sqlite_path(url_or_path, path)
+        return url_or_path, URL.create("sqlite", database=str(path))
+    try:
+        url = make_url(url_or_path)
+    except SQLAlchemyError as exc:
+        raise StoreError(url_or_path, _one_line(exc)) from exc
+    if url.get_backend_name() == "sqlite" and not _is_memory(url):
+        _check_sqlite_path(url.database, Path(url.database))
+        return url.database, url
+    return url.render_as_string(hide_password=True), url
+
+
+def _check_sqlite_path(where: str, path: Path) -> None:
+    # SQLite would only say "unable to open database file"; say which part is wrong.
+    if not path.parent.is_dir():
+        raise StoreError(where, f"directory {path.parent} does not exist")
+    if path.is_dir():
+        raise StoreError(where, "is a directory, not a database file")
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _make_engine(url: URL) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    # One in-memory database lives only as long as its one connection: share it.
+    pool = {"poolclass": StaticPool} if _is_memory(url) else {}
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _lock_for_setup(conn: Connection) -> None:
+    """Serialize schema setup across processes until this transaction ends."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # takes the write lock now; others wait busy_timeout
+    else:
+        conn.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK_KEY)))
+
+
+def _stored_version(conn: Connection) -> int | None:
+    if not inspect(conn).has_table(schema_version.name):
+        return None
+    return conn.execute(select(func.max(schema_version.c.version))).scalar()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (findings, correlate) run while a scan writes; NORMAL is safe under WAL."""
+    cursor = dbapi_connection.cursor()
+    try:
+        # First, so that switching a fresh file to WAL waits for a concurrent opener.
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # PostgreSQL enforces findings.run_id -> runs.id; make SQLite behave the same.
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """INSERT INTO findings ... ON CONFLICT (event_id) DO NOTHING, in the dialect's own syntax."""
+    return _DIALECT_INSERT[dialect](findings).on_conflict_do_nothing(index_elements=[findings.c.event_id])
+
+
+def _batches(rows: Iterable[FindingRow], size: int) -> Iterator[list[FindingRow]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _row_params(run_id: int, row: FindingRow) -> dict[str, Any]:
+    params = {name: getattr(row, name) for name in _ROW_FIELDS}
+    params["run_id"] = run_id
+    return params
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["argv"] = json.loads(out["argv"])
+    out["stats"] = None if out["stats"] is None else json.loads(out["stats"])
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: float) -> float:
+    """Epoch seconds from `--since`: a span back from `now` (30s, 15m, 1h, 2d) or an ISO-8601 time."""
+    spec = text.strip()
+    if match := _RELATIVE.fullmatch(spec):
+        return now - float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        moment = datetime.fromisoformat(spec)
+    except ValueError:
+        raise ValueError(f"--since: cannot read '{text}'; use 15m, 1h, 2d or an ISO time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # records' @timestamp is UTC, so read bare times as UTC
+    return moment.timestamp()

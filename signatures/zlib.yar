@@ -1,0 +1,48 @@
+/*
+ * The zlib rules, kept in a file of their own: their 2-3 byte atoms hit about 65,000 times per
+ * GiB of random data (SIGNATURES.md §2), and yara-x loses its fast path when such atoms share
+ * an automaton with the other rules (§6.5). `hot = "true"` puts a file in its own scanner.
+ */
+
+rule zlib_stream
+{
+    meta:
+        format = "zlib"
+        role = "candidate"
+        bits = 14
+        hot = "true"
+    strings:
+        // CMF 0x78 (deflate, 32 KiB window); FLG with FDICT clear and (CMF*256+FLG) % 31 == 0:
+        // the four FLEVEL values every zlib writer emits
+        $a = { 78 ( 01 | 5E | 9C | DA ) }
+    condition:
+        $a
+}
+
+rule zlib_stream_dict
+{
+    meta:
+        format = "zlib"
+        role = "candidate"
+        bits = 46
+        hot = "true"
+    strings:
+        // FDICT set (78 20/3F/7D/BB/F9): only worth a candidate when the DICTID follows
+        // and the first deflate byte is not BTYPE 11; verified as "preset dictionary" later
+        $a = { 78 ( 20 | 3F | 7D | BB | F9 ) }
+    condition:
+        for any i in (1..#a) : ( uint16be(@a[i]) % 31 == 0 and uint8(@a[i] + 6) & 6 != 6 )
+}
+
+rule b64_zlib_header
+{
+    meta:
+        role = "hint"
+        encoding = "base64"
+        hot = "true"
+    strings:
+        // base64 of zlib's four common 2-byte headers, aligned at the start of a run only
+        $a = { 65 ( 4A ( 77 | 78 | 79 | 7A ) | 4E ( 6F | 70 | 71 | 72 ) | 41 45 | 46 34 ) }
+    condition:
+        $a
+}
