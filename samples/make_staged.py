@@ -68,7 +68,9 @@ def main(out: str) -> int:
     r = random.Random(2026)
     if os.path.isdir(out):
         shutil.rmtree(out)
-    passwd = b"root:x:0:0:root:/root:/bin/bash\n" + b"".join(b"user%d:x:%d:%d::/home/u:/bin/sh\n" % (i, i, i) for i in range(1000, 1200))
+    passwd = b"root:x:0:0:root:/root:/bin/bash\n" + b"".join(
+        b"user%d:x:%d:%d::/home/u:/bin/sh\n" % (i, i, i) for i in range(1000, 1200)
+    )
     hosts = b"127.0.0.1 localhost\n" + text(r, 20000)
     customers = text(r, 200_000)
 
@@ -87,12 +89,18 @@ def main(out: str) -> int:
     with py7zr.SevenZipFile(s, "w", password="infected", header_encryption=True) as sz:
         sz.writestr(customers, "customers.csv")
     write(os.path.join(ws, "ProgramData", "cache", "blob.bin"), s.getvalue())
-    write(os.path.join(ws, "Users", "Public", "Libraries", "k.zst"), zstandard.ZstdCompressor(write_checksum=True).compress(hosts))
+    write(
+        os.path.join(ws, "Users", "Public", "Libraries", "k.zst"),
+        zstandard.ZstdCompressor(write_checksum=True).compress(hosts),
+    )
     # benign look-alikes on the same host: a picture and a spreadsheet are compressed inside
     write(os.path.join(ws, "Users", "bob", "Pictures", "chart.png"), png(120, 80))
     x = io.BytesIO()
     with zipfile.ZipFile(x, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+        zf.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        )
         zf.writestr("xl/workbook.xml", "<workbook/>" + "<row/>" * 500)
     write(os.path.join(ws, "Users", "bob", "Documents", "budget.xlsx"), x.getvalue())
 

@@ -22,6 +22,12 @@ rule b64_compressed_header
         $cab = "MSCF\x00\x00\x00\x00" base64
         $lzma = "\x5d\x00\x00\x80\x00" base64
         $dotnet = "\xec\xbd\x07\x60\x1c\x49" base64
+        $tar_posix = "ustar\x0000" base64
+        $tar_gnu = "ustar  \x00" base64
+        // a second base64 layer over the base64 forms of gzip, zip and 7z
+        $b64_gzip = "H4sI" base64
+        $b64_zip = "UEsDB" base64
+        $b64_7z = "N3q8ryc" base64
         $dotnet_final = "\xed\xbd\x07\x60\x1c\x49" base64
     condition:
         any of them
@@ -47,6 +53,7 @@ rule hex_compressed_header
         $rar = "526172211a07" nocase
         $cab = "4d53434600000000" nocase
         $lzma = "5d00008000" nocase
+        $tar = "7573746172" nocase
     condition:
         any of them
 }

@@ -41,8 +41,11 @@ rule b64_zlib_header
         encoding = "base64"
         hot = "true"
     strings:
-        // base64 of zlib's four common 2-byte headers, aligned at the start of a run only
-        $a = { 65 ( 4A ( 77 | 78 | 79 | 7A ) | 4E ( 6F | 70 | 71 | 72 ) | 41 45 | 46 34 ) }
+        // base64 of zlib's four common 2-byte headers, aligned at the start of a run only. The third
+        // character also carries the first two bits of the deflate data, so it takes four values:
+        // 78 01 -> eA[E-H], 78 5E -> eF[4-7], 78 9C -> eJ[w-z], 78 DA -> eN[o-r]
+        $a = { 65 ( 41 ( 45 | 46 | 47 | 48 ) | 46 ( 34 | 35 | 36 | 37 ) | 4A ( 77 | 78 | 79 | 7A ) |
+                    4E ( 6F | 70 | 71 | 72 ) ) }
     condition:
         $a
 }

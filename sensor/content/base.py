@@ -34,16 +34,21 @@ decoders: Registry[type] = Registry("decoder")
 
 
 def expand_run(
-    data: Buffer, offset: int, run: re.Pattern[bytes], max_len: int, reach: int = 1 << 16
+    data: Buffer, offset: int, run: re.Pattern[bytes], max_len: int, back: re.Pattern[bytes] | None = None
 ) -> tuple[int, int]:
-    """The run matched by `run` (a `[class]*` pattern) around `offset`, searched in bounded steps."""
+    """The encoded run around `offset`: `back` (default `run`) matched backwards, `run` forwards.
+
+    Both are `[class]*`-style patterns; the data is read in 64 KiB steps, at most `max_len` bytes.
+    """
+    reach = 1 << 16
+    back = back or run
     start = offset
     while start > 0 and offset - start < max_len:
         lo = max(0, start - reach)
-        back = bytes(data[lo:start])[::-1]
-        k = run.match(back).end()
+        rev = bytes(data[lo:start])[::-1]
+        k = back.match(rev).end()
         start -= k
-        if k < len(back):
+        if k < len(rev):
             break
     end = offset
     n = len(data)

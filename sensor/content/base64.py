@@ -10,7 +10,8 @@ from typing import ClassVar
 from sensor.content.base import Peeled, decoders, expand_run
 from sensor.model import Buffer
 
-RUN = re.compile(rb"[A-Za-z0-9+/=_\-\r\n]*")
+RUN = re.compile(rb"[A-Za-z0-9+/_\-\r\n]*=?=?")
+BACK = re.compile(rb"[A-Za-z0-9+/_\-\r\n]*")  # '=' is padding: it never comes before the payload
 MIN_RUN = 24
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _SPACE = re.compile(rb"[\r\n]+")
@@ -36,10 +37,10 @@ class Base64Decoder:
     name: ClassVar[str] = "base64"
 
     def peel(self, data: Buffer, offset: int, max_encoded: int) -> Iterator[Peeled]:
-        start, end = expand_run(data, offset, RUN, max_encoded)
-        # leading line breaks or '=' are not part of the payload
+        start, end = expand_run(data, offset, RUN, max_encoded, BACK)
+        # leading line breaks and URL-safe punctuation are not part of the payload
         raw = bytes(data[start:end])
-        lead = len(raw) - len(raw.lstrip(b"\r\n=-_"))
+        lead = len(raw) - len(raw.lstrip(b"\r\n-_"))
         start += lead
         if end - start < MIN_RUN:
             return

@@ -34,6 +34,7 @@ from sensor.stats import RunStats
 # Namespace of `event.id` (UUIDv5); fixed forever so ids stay stable across versions.
 EVENT_NS = uuid.UUID("6f2b1d0e-8c1a-5e4b-9a77-3c5d2f1e0b42")
 HEAD = 4096  # bytes the anchored rules see
+ZLIB_HEADERS = frozenset((b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"))
 CONTAINER_HEAD = 256 * 1024  # bytes libmagic sees of a container
 # Candidates at the same offset are tried strongest-proof first.
 PRIORITY = {
@@ -136,7 +137,7 @@ class Detector:
         while pos < n:
             end = min(n, pos + lim.window)
             hits = self.engine.scan(view[pos:end])
-            window_cands = 0
+            window_cands = runs = 0
             for rule, off in hits:
                 m = meta[rule]
                 at = pos + off + m.adjust
@@ -145,23 +146,30 @@ class Detector:
                     if key in seen or at < 0:
                         continue
                     seen.add(key)
+                    if m.format is Format.ZLIB:
+                        # a run of repeated headers (78 9C 78 9C ...) is a flood, not a stream start
+                        if bytes(view[at + 2 : at + 4]) in ZLIB_HEADERS:
+                            runs += 1
+                            continue
+                        if window_cands > lim.candidate_flood:
+                            continue  # a flood of 2-byte headers: rarer formats are still all kept
                     window_cands += 1
-                    if window_cands > lim.candidate_flood and m.format is Format.ZLIB:
-                        continue  # a flood of 2-byte headers: rarer formats are still all kept
                     cands.append(Candidate(rule, m.format, at))  # type: ignore[arg-type]
                 elif m.role == "hint" and m.encoding:
                     key = (m.encoding, at)
                     if key not in seen:
                         seen.add(key)
                         hints.append(Hint(m.encoding, at))
-            if window_cands > lim.candidate_flood:
-                hit = LimitHit(Limit.CANDIDATES, f"{where}: window at {pos}", window_cands)
+            if window_cands + runs > lim.candidate_flood:
+                hit = LimitHit(Limit.CANDIDATES, f"{where}: window at {pos}", window_cands + runs)
                 self.stats.limit(hit)
                 logger.warning(
-                    "{}: candidate flood: {} candidates in the 1 MiB window at offset {}; zlib ones past {} skipped",
+                    "{}: candidate flood: {} zlib-like headers in the 1 MiB window at {} ({} in repeated runs); "
+                    "the first {} others verified",
                     where,
-                    window_cands,
+                    window_cands + runs,
                     pos,
+                    runs,
                     lim.candidate_flood,
                 )
             if end == n:

@@ -38,8 +38,25 @@ def header_name(h: bytes) -> str:
     return name.decode("utf-8", "replace")
 
 
+_TYPES = frozenset(b"0123456789LKxgADSVMNE\x00")
+
+
+def _numeric(field: bytes) -> bool:
+    """An octal field (digits, then spaces/NULs) or GNU base-256 (first byte 0x80 or 0xFF)."""
+    if field[:1] in (b"\x80", b"\xff"):
+        return True
+    text = field.rstrip(b" \x00").lstrip(b" ")
+    return all(0x30 <= c <= 0x37 for c in text)
+
+
 def is_tar_header(h: bytes) -> bool:
-    return len(h) >= BLOCK and h[257:265] in _MAGICS and header_checksum_ok(h)
+    """Magic, checksum, octal numeric fields, a known type and a printable name: not just 8 magic bytes."""
+    if len(h) < BLOCK or h[257:265] not in _MAGICS or not header_checksum_ok(h):
+        return False
+    if not all(_numeric(h[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))):
+        return False
+    name = h[0:100].split(b"\x00", 1)[0]
+    return h[156] in _TYPES and bool(name) and all(c >= 0x20 for c in name)
 
 
 class TarWalker:

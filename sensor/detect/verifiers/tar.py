@@ -9,6 +9,8 @@ from sensor.detect.verifiers.base import Context, Verified, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 STEP = 1 << 20
+RECORD = 20 * BLOCK
+ZERO = bytes(BLOCK)
 
 
 @verifiers.register(Format.TAR)
@@ -31,8 +33,12 @@ class TarVerifier:
             pos += STEP
         end = off + walker.position
         if walker.done and walker.ok:
-            end = off + walker.position + BLOCK  # the second zero block
-            end = min(end, len(data))
+            end = min(off + walker.position + BLOCK, len(data))  # the second zero block
+            # writers pad the archive with zero blocks to a 10240-byte record: carve them too,
+            # so a .tar found whole hashes like the file
+            record_end = off + -(-(end - off) // RECORD) * RECORD
+            while end < min(record_end, len(data)) and bytes(data[end : end + BLOCK]) == ZERO:
+                end += BLOCK
         elif not walker.ok:
             end = off + walker.position - BLOCK  # stop before the header that failed
         size = parse_size(first[124:136]) or 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 from sensor.content import decompress
@@ -101,6 +102,23 @@ def find_descriptor(data: Buffer, start: int, limit: int) -> int | None:
         pos = at + 1
 
 
+class Status(StrEnum):
+    """How one entry's data checked out."""
+
+    OK = "ok"  # decoded and its CRC-32 matched
+    BAD = "bad"  # decoded whole, CRC-32 differs
+    OPAQUE = "opaque"  # encrypted or a method not decoded here: structure only
+    CUT = "cut"  # the data ended inside the entry, without an error
+    INVALID = "invalid"  # the data contradicts the header: not an entry
+
+
+@dataclass
+class EntryCheck:
+    status: Status
+    end: int  # end of the entry's data (before any data descriptor)
+    head: bytes | None = None
+
+
 @verifiers.register(Format.ZIP)
 class ZipVerifier:
     """The archive from its first verifying local header to the end of its EOCD (or of its last entry)."""
@@ -109,16 +127,14 @@ class ZipVerifier:
 
     def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
         off = cand.offset
-        first = parse_local(data, off)
-        if first is None:
+        if parse_local(data, off) is None:
             return None
         names: list[str] = []
         limits: list[LimitHit] = []
-        pos, entries, crc_ok, crc_bad = off, 0, 0, 0
+        counts = {s: 0 for s in Status}
+        pos, entries, inner = off, 0, 0
         encrypted, all_stored, aes = False, True, None
         head: bytes | None = None
-        inner = 0
-        truncated = False
         while bytes(data[pos : pos + 4]) == LOCAL:
             e = parse_local(data, pos)
             if e is None:
@@ -126,107 +142,106 @@ class ZipVerifier:
             if entries >= ctx.limits.max_entries:
                 limits.append(LimitHit(Limit.ENTRIES, ctx.where, entries))
                 break
+            check = self._entry(data, e, ctx, limits)
+            if check.status is Status.INVALID:
+                break  # the archive (if any) ended before this header
             entries += 1
+            counts[check.status] += 1
             if len(names) < ctx.limits.max_names:
                 names.append(e.name)
             inner += e.usize
-            enc = bool(e.flags & 1)
-            encrypted |= enc
+            encrypted |= bool(e.flags & 1)
             aes = aes or e.aes
             all_stored &= e.method == 0
-            end, ok, piece_head = self._entry(data, e, ctx, limits)
-            if end is None:
-                truncated = True
+            head = head or check.head
+            if check.status is Status.CUT:
                 pos = len(data)
                 break
-            if ok is True:
-                crc_ok += 1
-            elif ok is False:
-                crc_bad += 1
-            if head is None and piece_head:
-                head = piece_head
-            pos = end
-            if e.flags & 8:
-                pos = self._skip_descriptor(data, pos)
+            pos = self._skip_descriptor(data, check.end) if e.flags & 8 else check.end
         if entries == 0:
             return None
-        end = self._central_end(data, pos, off)
-        complete = end is not None
-        if end is None:
-            end = pos
-        if crc_bad:
-            checksum = Checksum.BAD
-        elif crc_ok:
-            checksum = Checksum.OK
+        end = self._central_end(data, pos)
+        complete = end is not None and not counts[Status.CUT]
+        if counts[Status.OK]:
+            proof = Proof.CHECKSUM
+        elif counts[Status.OPAQUE] or complete:
+            proof = Proof.STRUCTURE  # encrypted entries, or a central directory that closes the walk
+        elif counts[Status.CUT] and head and len(head) >= 4096:
+            proof = Proof.OBJECT_END
         else:
-            checksum = Checksum.NONE
-        if crc_ok == 0 and crc_bad and not complete:
-            return None  # no entry checks out and nothing else vouches for the structure
-        proof = Proof.CHECKSUM if crc_ok else Proof.STRUCTURE
+            return None  # nothing decoded, nothing closed: a header-shaped accident
+        checksum = Checksum.BAD if counts[Status.BAD] else Checksum.OK if counts[Status.OK] else Checksum.NONE
         return Verified(
             format=Format.ZIP,
             offset=off,
-            length=end - off,
+            length=(end if end is not None else min(pos, len(data))) - off,
             proof=proof,
-            truncated=truncated or not complete,
+            truncated=not complete,
             checksum=checksum,
             encrypted=encrypted,
             compressed=not all_stored,
             head=head,
             inner_size=inner,
-            inner_complete=complete and not truncated,
+            inner_complete=complete,
             names=names,
             limits=limits,
             detail=f"{entries} entries" + (f", {aes}" if aes else ", ZipCrypto" if encrypted else ""),
         )
 
-    def _entry(
-        self, data: Buffer, e: Entry, ctx: Context, limits: list[LimitHit]
-    ) -> tuple[int | None, bool | None, bytes | None]:
-        """(end of the entry's data or None if cut off, CRC verdict or None, decoded head)."""
+    def _entry(self, data: Buffer, e: Entry, ctx: Context, limits: list[LimitHit]) -> EntryCheck:
+        """Check one entry's data against its header."""
+        n = len(data)
         known = not (e.flags & 8) or e.csize != 0
-        if e.flags & 1:
+        if e.flags & 1 or e.method not in (0, 8):
             if not known:
                 at = find_descriptor(data, e.data_start, ctx.limits.max_output)
-                return at, None, None
+                return EntryCheck(Status.OPAQUE, at) if at is not None else EntryCheck(Status.CUT, n)
             end = e.data_start + e.csize
-            return (end if end <= len(data) else None), None, None
-        if e.method in (0, 8):
-            if e.method == 0 and not known:
+            return EntryCheck(Status.OPAQUE, end) if end <= n else EntryCheck(Status.CUT, n)
+        if e.method == 0:
+            if not known:
                 at = find_descriptor(data, e.data_start, ctx.limits.max_output)
-                return at, None, None
-            crc = [0]
-
-            def observe(piece: bytes) -> None:
-                crc[0] = zlib.crc32(piece, crc[0])
-
-            if e.method == 8:
-                stop = e.data_start + e.csize if known else None
-                dec = decompress.run(
-                    decompress.inflate_codec(-15), data, e.data_start, ctx.limits, ctx.where, (observe,), stop
-                )
-                if dec.limit:
-                    limits.append(dec.limit)
-                if not dec.eof:
-                    if dec.data_ended and e.data_start + (e.csize if known else dec.consumed) > len(data):
-                        return None, None, dec.head or None
-                    return (e.data_start + e.csize if known else None), None, dec.head or None
-                end = e.data_start + dec.consumed
-                want = e.crc
-                if e.flags & 8:
-                    desc = bytes(data[end : end + 16])
-                    k = 4 if desc[:4] == DESCRIPTOR else 0
-                    want = int.from_bytes(desc[k : k + 4], "little") if len(desc) >= k + 4 else e.crc
-                return end, want == crc[0], dec.head
+                if at is None:
+                    return EntryCheck(Status.CUT, n)
+                piece = bytes(data[e.data_start : at])
+                want = int.from_bytes(bytes(data[at + 4 : at + 8]), "little")
+                ok = zlib.crc32(piece) == want
+                return EntryCheck(Status.OK if ok else Status.BAD, at, piece[: ctx.limits.inner_head])
+            if e.csize != e.usize:
+                return EntryCheck(Status.INVALID, e.data_start)
             end = e.data_start + e.csize
-            if end > len(data):
-                return None, None, None
-            piece = bytes(data[e.data_start : end])
-            return end, zlib.crc32(piece) == e.crc, piece[: ctx.limits.inner_head]
-        if not known:
-            return None, None, None
-        end = e.data_start + e.csize
-        return (end if end <= len(data) else None), None, None
+            piece = bytes(data[e.data_start : min(end, n)])
+            head = piece[: ctx.limits.inner_head]
+            if end > n:
+                return EntryCheck(Status.CUT, n, head)
+            return EntryCheck(Status.OK if zlib.crc32(piece) == e.crc else Status.BAD, end, head)
+        crc = [0]
+
+        def observe(piece: bytes) -> None:
+            crc[0] = zlib.crc32(piece, crc[0])
+
+        stop = e.data_start + e.csize if known else None
+        dec = decompress.run(decompress.inflate_codec(-15), data, e.data_start, ctx.limits, ctx.where, (observe,), stop)
+        if dec.limit:
+            limits.append(dec.limit)
+            return EntryCheck(Status.OPAQUE, stop if stop is not None and stop <= n else n, dec.head)
+        if dec.error is not None:
+            return EntryCheck(Status.INVALID, e.data_start)
+        if not dec.eof:
+            if stop is not None and stop <= n:
+                return EntryCheck(Status.INVALID, e.data_start)  # the stream runs past its csize
+            return EntryCheck(Status.CUT, n, dec.head)
+        end = e.data_start + dec.consumed
+        if known and dec.consumed != e.csize:
+            return EntryCheck(Status.INVALID, e.data_start)
+        want = e.crc
+        if e.flags & 8:
+            desc = bytes(data[end : end + 8])
+            k = 4 if desc[:4] == DESCRIPTOR else 0
+            desc = bytes(data[end + k : end + k + 4])
+            if len(desc) == 4:
+                want = int.from_bytes(desc, "little")
+        return EntryCheck(Status.OK if want == crc[0] else Status.BAD, end, dec.head)
 
     @staticmethod
     def _skip_descriptor(data: Buffer, pos: int) -> int:
@@ -238,7 +253,7 @@ class ZipVerifier:
         return base + 20 if bytes(data[base + 20 : base + 22]) == b"PK" else base + 12
 
     @staticmethod
-    def _central_end(data: Buffer, pos: int, start: int) -> int | None:
+    def _central_end(data: Buffer, pos: int) -> int | None:
         """Walk the central directory that follows the last entry; the end of the EOCD and comment."""
         while bytes(data[pos : pos + 4]) == CENTRAL:
             raw = bytes(data[pos : pos + 46])

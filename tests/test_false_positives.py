@@ -1,0 +1,113 @@
+"""Random data full of planted magic numbers yields no verified finding; floods and bombs hit counted limits."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+import zlib
+
+from sensor.config import Limits, Settings
+from sensor.detect.detector import Detector
+from sensor.model import Format, Limit
+from tests import builders as b
+from tests.conftest import scan
+
+
+def planted_magics(r: random.Random) -> bytes:
+    """A bare header of every format, each followed by random bytes: none of them a real member."""
+    rb = r.randbytes
+    xz_flags = bytes([0, r.choice([0, 1, 4, 10])])
+    sig7z_tail = rb(20)
+    tar = bytearray(rb(512))
+    tar[257:265] = b"ustar\x0000"
+    tar[148:156] = b" " * 8
+    tar[148:155] = b"%06o\x00" % (sum(tar) & 0o777777)
+    return r.choice(
+        [
+            b"\x1f\x8b\x08" + bytes([r.randrange(0, 32)]) + rb(6),
+            b"\x78" + r.choice([b"\x01", b"\x5e", b"\x9c", b"\xda"]),
+            b"BZh" + bytes([r.randrange(0x31, 0x3A)]) + r.choice([b"1AY&SY", b"\x17\x72\x45\x38\x50\x90"]),
+            b"\xfd7zXZ\x00" + xz_flags + struct.pack("<I", zlib.crc32(xz_flags)),
+            b"\x5d\x00\x00\x80\x00" + b"\xff" * 8 + b"\x00",
+            b"\x28\xb5\x2f\xfd" + bytes([r.randrange(0, 8)]),
+            b"\x04\x22\x4d\x18\x64\x40" + rb(1),
+            b"\xff\x06\x00\x00sNaPpY",
+            b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + rb(16) + b"\x08\x00\x00\x00" + b"data.csv",
+            b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(sig7z_tail)) + sig7z_tail,
+            b"Rar!\x1a\x07\x00" + rb(7),
+            b"Rar!\x1a\x07\x01\x00" + rb(8),
+            b"MSCF\x00\x00\x00\x00" + rb(4) + b"\x00" * 4 + rb(4) + b"\x00" * 4 + b"\x03\x01\x01\x00\x01\x00",
+            bytes(tar),
+            b"H4sIAAAAAAAA" + rb(20),
+            b"\xec\xbd\x07\x60\x1c\x49\x96\x25\x26\x2f\x6d\xca\x7b\x7f\x4a\xf5",
+        ]
+    )
+
+
+def test_random_data_with_planted_magics_yields_nothing(detector):
+    r = random.Random(2026)
+    buf = bytearray(r.randbytes(16 << 20))
+    planted = 0
+    for _ in range(6000):
+        m = planted_magics(r)
+        at = r.randrange(0, len(buf) - len(m))
+        buf[at : at + len(m)] = m
+        planted += 1
+    before = sum(detector.stats.candidates.values())
+    findings = scan(detector, bytes(buf), folder="/srv/")
+    assert findings == []
+    assert sum(detector.stats.candidates.values()) - before > planted // 2  # the candidates were real work
+
+
+def test_flood_of_zlib_headers_does_not_hide_a_member(default_detector):
+    member = b.zlib_member(b.sample_text(50_000, seed=2))
+    data = b"\x78\x9c" * 1_200_000 + member  # past libyara's 1,000,000-match cap in one buffer
+    limits_before = default_detector.stats.limits[Limit.CANDIDATES]
+    findings = scan(default_detector, data)
+    assert [(f.member.format, f.member.offset) for f in findings] == [(Format.ZLIB, 2_400_000)]
+    assert default_detector.stats.limits[Limit.CANDIDATES] > limits_before
+
+
+def _bomb_bz2() -> bytes:
+    import bz2
+
+    c = bz2.BZ2Compressor(9)
+    chunk = bytes(1 << 20)
+    out = b"".join(c.compress(chunk) for _ in range(2048))  # 2 GiB of zeros
+    return out + c.flush()
+
+
+def test_decompression_bomb_stops_at_a_cap_quickly(tmp_path, rule_cache):
+    bomb = _bomb_bz2()
+    assert len(bomb) < 4096  # a few KB ...
+    det = Detector(Settings(observer="test", cache_dir=rule_cache, limits=Limits(max_ratio=1000)))
+    t0 = time.monotonic()
+    (f,) = scan(det, bomb, "bomb.bz2")
+    elapsed = time.monotonic() - t0
+    assert f.member.format is Format.BZIP2
+    assert [h.limit for h in f.member.limits] == [Limit.RATIO]
+    assert f.member.inner.complete is False
+    assert f.member.inner.size < 64 << 20  # ... stopped long before its 2 GiB
+    assert elapsed < 30  # generous: a hang or a full inflate would take minutes
+
+
+def test_output_cap_is_reported(rule_cache):
+    member = b.gzip_plain(b.sample_text(3 << 20, seed=4))
+    det = Detector(Settings(observer="test", cache_dir=rule_cache, limits=Limits(max_output=2 << 20)))
+    (f,) = scan(det, member, "big.gz")
+    assert [h.limit for h in f.member.limits] == [Limit.OUTPUT_BYTES]
+    assert f.member.proof.value == "output"
+    assert det.stats.limits[Limit.OUTPUT_BYTES] == 1
+
+
+def test_depth_limit_is_counted(rule_cache):
+    inner = b.gzip_plain(b.sample_text(10_000, seed=5))
+    wrapped = b"data=" + b.b64(b.b64(inner)) + b";"  # base64 twice, as some droppers do
+    det = Detector(Settings(observer="test", cache_dir=rule_cache, limits=Limits(max_depth=1)))
+    assert scan(det, wrapped) == []
+    assert det.stats.limits[Limit.DEPTH] == 1
+    det3 = Detector(Settings(observer="test", cache_dir=rule_cache))
+    (f,) = scan(det3, wrapped)
+    assert f.encoding == ("base64", "base64")
+    assert f.encoding_offset == 5
