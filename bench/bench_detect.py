@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import hashlib
 import json
 import os
 import shutil
@@ -45,7 +46,7 @@ from sensor.config import Settings  # noqa: E402
 from sensor.content import decoders  # noqa: E402
 from sensor.detect.detector import Detector  # noqa: E402
 from sensor.detect.verifiers import Context  # noqa: E402
-from sensor.model import Candidate, ContentObject, FileOrigin, Format  # noqa: E402
+from sensor.model import Candidate, ContentObject, FileOrigin  # noqa: E402
 from sensor.stats import RunStats  # noqa: E402
 
 MB = 1e6
@@ -80,7 +81,7 @@ def time_cli(files_dir: Path, runs: int) -> tuple[list[float], int, int]:
     out = b""
     for i in range(runs + 1):
         t0 = time.perf_counter()
-        p = subprocess.run(yara_cmd(files_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        p = subprocess.run(yara_cmd(files_dir), capture_output=True, check=False)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"yara CLI failed ({p.returncode}): {p.stderr.decode(errors='replace')[:500]}")
@@ -88,7 +89,9 @@ def time_cli(files_dir: Path, runs: int) -> tuple[list[float], int, int]:
             walls.append(wall)
         out = p.stdout
     rule_matches = sum(1 for line in out.splitlines() if line.strip())
-    p = subprocess.run(yara_cmd(files_dir, ("-s",)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    p = subprocess.run(
+        yara_cmd(files_dir, ("-s",)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False
+    )
     string_hits = sum(1 for line in p.stdout.splitlines() if line.startswith(b"0x"))
     return walls, rule_matches, string_hits
 
@@ -110,8 +113,10 @@ class Hit:
 
     def brief(self) -> str:
         enc = f" in {'/'.join(self.encoding)} run at {self.encoding_offset}" if self.encoding else ""
-        return (f"{self.file} @{self.offset}{enc}: {self.format} len {self.length}, proof {self.proof}, "
-                f"checksum {self.checksum}{', truncated' if self.truncated else ''}, rule {self.rule}")
+        return (
+            f"{self.file} @{self.offset}{enc}: {self.format} len {self.length}, proof {self.proof}, "
+            f"checksum {self.checksum}{', truncated' if self.truncated else ''}, rule {self.rule}"
+        )
 
 
 def corpus_files(case_dir: Path) -> list[Path]:
@@ -127,8 +132,21 @@ def scan_corpus(det: Detector, files: list[Path], root: Path) -> list[Hit]:
         origin = FileOrigin(str(p), st.st_size, st.st_mtime, owner=None, host="bench", root=str(root))
         for fd in det.scan(ContentObject(origin, data, name=p.name)):
             m = fd.member
-            hits.append(Hit(p.name, str(m.format), m.offset, m.length, m.sha256, fd.encoding, fd.encoding_offset,
-                            str(m.proof), str(m.checksum), m.truncated, fd.rule))
+            hits.append(
+                Hit(
+                    p.name,
+                    str(m.format),
+                    m.offset,
+                    m.length,
+                    m.sha256,
+                    fd.encoding,
+                    fd.encoding_offset,
+                    str(m.proof),
+                    str(m.checksum),
+                    m.truncated,
+                    fd.rule,
+                )
+            )
     return hits
 
 
@@ -210,8 +228,13 @@ def evaluate(truth: dict, hits: list[Hit]) -> Evaluation:
             elif idx:
                 ev.duplicates.append(h)
             else:
-                near = [m for m in members if m["file"] == h.file and m.get("encoding") == "base64"
-                        and m["offset"] - 16 <= (h.encoding_offset or -1) < m["offset"] + m["run_length"]]
+                near = [
+                    m
+                    for m in members
+                    if m["file"] == h.file
+                    and m.get("encoding") == "base64"
+                    and m["offset"] - 16 <= (h.encoding_offset or -1) < m["offset"] + m["run_length"]
+                ]
                 (ev.wrong.append((h, near[0])) if near else ev.fps.append(h))
         else:
             ev.fps.append(h)
@@ -225,6 +248,24 @@ def member_of_run(data: bytes, m: dict) -> bytes:
     return base64.b64decode(run.replace(b"\n", b""))
 
 
+def verdict(det: Detector, data: bytes, off: int, fmt: str, length: int, where: str) -> str:
+    """How the detector's own stages treat the member at `off` when asked directly."""
+    cands, _ = det.candidates(data, where)
+    at = [c for c in cands if c.offset == off]
+    if not at:
+        near = sorted({c.format.value for c in cands if abs(c.offset - off) <= 16})
+        return "no YARA candidate at the offset" + (f" (nearby: {near})" if near else "")
+    c = next((c for c in at if c.format.value == fmt), at[0])
+    v = det.verifiers[c.format].verify(
+        data, Candidate(c.rule, c.format, off), Context(det.limits, where, True)
+    )
+    if v is None:
+        return f"candidate {c.rule} rejected by the {c.format} verifier"
+    if v.length != length:
+        return f"{c.format} verifier gives length {v.length} (truth {length}), proof {v.proof}"
+    return f"verifies alone ({v.proof}, checksum {v.checksum})"
+
+
 def diagnose(det: Detector, case_dir: Path, ev: Evaluation, hits: list[Hit]) -> list[str]:
     """What happened to each missed member: no candidate, rejected, wrong length or shadowed."""
     lines = []
@@ -235,11 +276,14 @@ def diagnose(det: Detector, case_dir: Path, ev: Evaluation, hits: list[Hit]) -> 
     for name, ms in sorted(by_file.items()):
         data = (case_dir / "files" / name).read_bytes()
         where = str(case_dir / "files" / name)
-        cands, hints = det.candidates(data, where)
-        ctx = Context(det.limits, where, at_object_start=True)
+        _, hints = det.candidates(data, where)
         file_hits = [h for h in hits if h.file == name and not h.encoding]
         for m in sorted(ms, key=lambda m: m["offset"]):
-            head = f"{name} @{m['offset']} {m['format']} ({m['writer']}, {m['plain']} {m['plain_length']} B -> {m['length']} B)"
+            head = (
+                f"{name} @{m['offset']} {m['format']} ({m['writer']}, "
+                f"{m['plain']} {m['plain_length']} B -> {m['length']} B)"
+            )
+            w = wrong.get((name, m["offset"]))
             if m.get("encoding") == "base64":
                 end = m["offset"] + m["run_length"]
                 before = data[max(0, m["offset"] - 24) : m["offset"]]
@@ -249,37 +293,28 @@ def diagnose(det: Detector, case_dir: Path, ev: Evaluation, hits: list[Hit]) -> 
                     lines.append(head + ": " + what + "no base64 hint inside the run")
                     continue
                 member = member_of_run(data, m)
-                peels = list(decoders.get("base64")().peel(data, hs[0].offset, det.limits.max_encoded))
-                desc = ", ".join(
-                    f"[{p.start},{p.end}) {'contains' if member in p.data else 'lacks'} the member"
-                    f"{' at ' + str(p.data.find(member)) if member in p.data else ''}" for p in peels
-                )
-                w = wrong.get((name, m["offset"]))
+                parts = []
+                for p in decoders.get("base64")().peel(data, hs[0].offset, det.limits.max_encoded):
+                    at = p.data.find(member)
+                    if at < 0:
+                        parts.append(f"[{p.start},{p.end}) lacks the member")
+                    else:
+                        v = verdict(det, p.data, at, m["format"], m["length"], f"{where} [base64@{p.start}]")
+                        parts.append(f"[{p.start},{p.end}) holds it at {at}: {v}")
+                desc = "; ".join(parts) or "nothing"
                 if w is not None:
                     desc += f"; reported instead: {w.brief()}"
-                lines.append(head + ": " + what + f"hint at {hs[0].offset}; peeled {desc or 'nothing'}")
+                lines.append(head + ": " + what + f"hint at {hs[0].offset}; peeled {desc}")
                 continue
             off = m["offset"]
-            at = [c for c in cands if c.offset == off]
-            w = wrong.get((name, off))
             if w is not None:
                 lines.append(head + f": reported with other bounds: {w.brief()}")
                 continue
             cover = [h for h in file_hits if h.offset < off < h.offset + max(h.length, 1)]
-            if not at:
-                near = sorted({c.format.value for c in cands if abs(c.offset - off) <= 16})
-                lines.append(head + ": no YARA candidate at the offset" + (f" (nearby: {near})" if near else ""))
-                continue
-            c = next((c for c in at if c.format.value == m["format"]), at[0])
-            v = det.verifiers[c.format].verify(data, Candidate(c.rule, c.format, off), ctx)
+            v = verdict(det, data, off, m["format"], m["length"], where)
             if cover:
-                lines.append(head + f": candidate {c.rule} skipped, inside the span of {cover[0].brief()}")
-            elif v is None:
-                lines.append(head + f": candidate {c.rule} rejected by the {c.format} verifier")
-            elif v.length != m["length"]:
-                lines.append(head + f": {c.format} verifier gives length {v.length} (truth {m['length']}), proof {v.proof}")
-            else:
-                lines.append(head + f": verifies alone ({v.proof}) but was not reported")
+                v += f"; the offset lies inside the span of {cover[0].brief()}"
+            lines.append(head + ": " + v)
     return lines
 
 
@@ -290,9 +325,14 @@ def describe_fp(h: Hit, truth: dict, plants: list[dict], plant_offsets: list[int
             return f"planted {plants[i]['variant']}"
         dist = min(abs(h.offset - p) for p in plant_offsets[max(0, i - 1) : i + 2])
         return f"not at a plant (nearest plant {dist} B away)"
-    inside = [m for m in truth["members"] if m["file"] == h.file
-              and m["offset"] <= (h.encoding_offset if h.encoding else h.offset)
-              < m["offset"] + m.get("run_length", m["length"])]
+    inside = [
+        m
+        for m in truth["members"]
+        if m["file"] == h.file
+        and m["offset"]
+        <= (h.encoding_offset if h.encoding else h.offset)
+        < m["offset"] + m.get("run_length", m["length"])
+    ]
     if inside:
         m = inside[0]
         return f"inside planted {m['format']} ({m['writer']}) at {m['offset']}"
@@ -300,6 +340,14 @@ def describe_fp(h: Hit, truth: dict, plants: list[dict], plant_offsets: list[int
 
 
 # -- report ----------------------------------------------------------------------------------------
+def code_digest() -> str:
+    """sha256 over sensor/**/*.py and signatures/*.yar: which product tree was measured."""
+    h = hashlib.sha256()
+    for p in sorted([*(REPO / "sensor").rglob("*.py"), *(REPO / "signatures").glob("*.yar")]):
+        h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -329,8 +377,14 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sink, level="WARNING")
     t_start = time.monotonic()
     ver = subprocess.run([YARA, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    print(f"bench_detect: size {size:g} MiB, seed {a.seed}, engines {engines}, {a.runs} timed runs after 1 warm-up")
-    print(f"yara CLI {ver} ({YARA}), python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"bench_detect: size {size:g} MiB, seed {a.seed}, engines {engines}, "
+        f"{a.runs} timed runs after 1 warm-up"
+    )
+    print(
+        f"yara CLI {ver} ({YARA}), python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"sensor+signatures digest {code_digest()}"
+    )
     rows = []
     details = []
     for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
@@ -350,14 +404,33 @@ def main(argv: list[str] | None = None) -> int:
         walls, rule_matches, string_hits = time_cli(case_dir / "files", a.runs)
         y_wall = median(walls)
         y_mbs = nbytes / MB / y_wall
-        print(f"  yara CLI: median {y_wall:.3f} s ({', '.join(f'{w:.3f}' for w in walls)}); "
-              f"{rule_matches} rule x file matches, {string_hits} string hits (unverified)", flush=True)
-        rows.append([label, f"yara {ver} CLI -p 1", f"{nbytes / MB:.1f}", f"{y_wall:.3f}", f"{y_mbs:.0f}", "1.00",
-                     f"({rule_matches} rule matches, {string_hits:,} string hits; no verification)", "", ""])
+        print(
+            f"  yara CLI: median {y_wall:.3f} s ({', '.join(f'{w:.3f}' for w in walls)}); "
+            f"{rule_matches} rule x file matches, {string_hits} string hits (unverified)",
+            flush=True,
+        )
+        rows.append(
+            [
+                label,
+                f"yara {ver} CLI -p 1",
+                f"{nbytes / MB:.1f}",
+                f"{y_wall:.3f}",
+                f"{y_mbs:.0f}",
+                "1.00",
+                f"({rule_matches} rule matches, {string_hits:,} string hits; no verification)",
+                "",
+                "",
+            ]
+        )
         plants = truth.get("plants", [])
         plant_offsets = [p["offset"] for p in plants]
-        report: dict = {"case": case, "label": label, "bytes": nbytes, "yara_cli": {
-            "walls": walls, "rule_matches": rule_matches, "string_hits": string_hits}, "engines": {}}
+        report: dict = {
+            "case": case,
+            "label": label,
+            "bytes": nbytes,
+            "yara_cli": {"walls": walls, "rule_matches": rule_matches, "string_hits": string_hits},
+            "engines": {},
+        }
         for engine in engines:
             er, det = time_detector(engine, case_dir, a.data_dir, a.runs)
             wall = median(er.walls)
@@ -370,23 +443,44 @@ def main(argv: list[str] | None = None) -> int:
             if n_members:
                 nb = sum(1 for m in truth["members"] if m.get("encoding") == "base64")
                 fb = sum(1 for m in ev.found if m.get("encoding") == "base64")
-                recall += f" ({100 * len(ev.found) / n_members:.1f}%; raw {len(ev.found) - fb}/{n_members - nb}, b64 {fb}/{nb})"
-            print(f"  stagewatch {engine}: construct cold {er.construct_cold * 1000:.0f} ms / warm "
-                  f"{er.construct_warm * 1000:.1f} ms; scan median {wall:.3f} s "
-                  f"({', '.join(f'{w:.3f}' for w in er.walls)}); findings per run {er.counts}", flush=True)
-            print(f"    candidates {sum(st.candidates.values()):,} {dict(st.candidates)}; rejected "
-                  f"{sum(st.rejected.values()):,}; verified {dict(st.verified)}; limits {dict(st.limits)}; "
-                  f"errors {dict(st.errors)}")
+                pct = 100 * len(ev.found) / n_members
+                recall += f" ({pct:.1f}%; raw {len(ev.found) - fb}/{n_members - nb}, b64 {fb}/{nb})"
+            print(
+                f"  stagewatch {engine}: construct cold {er.construct_cold * 1000:.0f} ms / warm "
+                f"{er.construct_warm * 1000:.1f} ms; scan median {wall:.3f} s "
+                f"({', '.join(f'{w:.3f}' for w in er.walls)}); findings per run {er.counts}",
+                flush=True,
+            )
+            print(
+                f"    candidates {sum(st.candidates.values()):,} {dict(st.candidates)}; rejected "
+                f"{sum(st.rejected.values()):,}; verified {dict(st.verified)}; limits {dict(st.limits)}; "
+                f"errors {dict(st.errors)}"
+            )
             if case == "random":
                 print(f"    >>> VERIFIED FINDINGS ON THE RANDOM+MAGICS FILE: {len(er.hits)} (expected 0) <<<")
-            rows.append([label, f"stagewatch {engine}", f"{nbytes / MB:.1f}", f"{wall:.3f}", f"{mbs:.0f}",
-                         f"{mbs / y_mbs:.2f}", str(len(er.hits)), recall, str(len(ev.fps))])
+            rows.append(
+                [
+                    label,
+                    f"stagewatch {engine}",
+                    f"{nbytes / MB:.1f}",
+                    f"{wall:.3f}",
+                    f"{mbs:.0f}",
+                    f"{mbs / y_mbs:.2f}",
+                    str(len(er.hits)),
+                    recall,
+                    str(len(ev.fps)),
+                ]
+            )
             fp_desc = [(h, describe_fp(h, truth, plants, plant_offsets)) for h in ev.fps]
             miss_lines = diagnose(det, case_dir, ev, er.hits) if ev.missed else []
             details.append((label, engine, ev, fp_desc, miss_lines))
             report["engines"][engine] = {
-                "construct_cold_s": er.construct_cold, "construct_warm_s": er.construct_warm, "walls": er.walls,
-                "findings": len(er.hits), "found": len(ev.found), "members": n_members,
+                "construct_cold_s": er.construct_cold,
+                "construct_warm_s": er.construct_warm,
+                "walls": er.walls,
+                "findings": len(er.hits),
+                "found": len(ev.found),
+                "members": n_members,
                 "stats": st.as_dict(),
                 "false_positives": [{"finding": h.__dict__, "where": d} for h, d in fp_desc],
                 "wrong_bounds": [{"finding": h.__dict__, "truth": m} for h, m in ev.wrong],
@@ -406,14 +500,18 @@ def main(argv: list[str] | None = None) -> int:
             print(" | ".join(str(c).ljust(w) for c, w in zip(r[:6], widths[:6], strict=True)) + " | " + r[6])
         else:
             print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
-    print("MB = 10^6 B. x yara = stagewatch MB/s / yara CLI MB/s in this run. yara CLI: whole process incl. "
-          "rule compile; stagewatch: in-process read + scan + verify, construction excluded.")
+    print(
+        "MB = 10^6 B. x yara = stagewatch MB/s / yara CLI MB/s in this run. yara CLI: whole process incl. "
+        "rule compile; stagewatch: in-process read + scan + verify, construction excluded."
+    )
 
     for label, engine, ev, fp_desc, miss_lines in details:
         if not (ev.fps or ev.missed or ev.wrong or ev.duplicates):
             continue
-        print(f"\n-- {label} / {engine}: {len(ev.fps)} false positive(s), {len(ev.missed)} missed, "
-              f"{len(ev.wrong)} wrong bounds, {len(ev.duplicates)} duplicate(s)")
+        print(
+            f"\n-- {label} / {engine}: {len(ev.fps)} false positive(s), {len(ev.missed)} missed, "
+            f"{len(ev.wrong)} wrong bounds, {len(ev.duplicates)} duplicate(s)"
+        )
         if ev.fps:
             by = Counter(f"{h.format} {d.split(' (')[0]}" for h, d in fp_desc)
             print("  false positives by kind: " + ", ".join(f"{k}: {v}" for k, v in by.most_common()))
@@ -424,15 +522,19 @@ def main(argv: list[str] | None = None) -> int:
         for h in ev.duplicates[:5]:
             print(f"    DUPLICATE {h.brief()}")
         if miss_lines:
-            by_fmt = Counter(f"{m['format']}/{m['writer']}" + ("/b64-" + m["context"] if m.get("encoding") else "")
-                             for m in ev.missed)
+            by_fmt = Counter(
+                f"{m['format']}/{m['writer']}" + ("/b64-" + m["context"] if m.get("encoding") else "")
+                for m in ev.missed
+            )
             print("  missed by writer: " + ", ".join(f"{k}: {v}" for k, v in by_fmt.most_common()))
             for line in miss_lines[:40]:
                 print(f"    MISS {line}")
             if len(miss_lines) > 40:
                 print(f"    ... {len(miss_lines) - 40} more in report-*.json")
         if ev.b64_offset_delta and any(k for k in ev.b64_offset_delta):
-            print(f"  base64 runs found with the layer offset off the run start by: {dict(ev.b64_offset_delta)}")
+            print(
+                f"  base64 runs found with the layer offset off the run start by: {dict(ev.b64_offset_delta)}"
+            )
     if log_counts:
         print(f"\nlog records from the detector: {dict(log_counts)}")
     print(f"\ntotal bench time {time.monotonic() - t_start:.0f} s")

@@ -52,11 +52,16 @@ import zstandard
 MiB = 1 << 20
 KiB = 1 << 10
 MTIME = 1_790_000_000  # fixed timestamps: 2026-09-21
-FIRST = "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert sybil trent victor walter".split()
-LAST = "smith jones taylor brown wilson evans thomas johnson roberts walker wright robinson thompson white hughes".split()
-CITIES = "Berlin Paris Lyon Madrid Porto Milan Vienna Prague Krakow Oslo Dublin Leeds Ghent Basel Turin".split()
-DOMAINS = "example.com corp.example.org mail.example.net acme.test contoso.test".split()
-SERVICES = "auth api billing export sync backup gateway worker scheduler".split()
+# fmt: off
+FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter"]
+LAST = ["smith", "jones", "taylor", "brown", "wilson", "evans", "thomas", "johnson", "roberts", "walker",
+    "wright", "robinson", "thompson", "white", "hughes"]
+CITIES = ["Berlin", "Paris", "Lyon", "Madrid", "Porto", "Milan", "Vienna", "Prague", "Krakow", "Oslo",
+    "Dublin", "Leeds", "Ghent", "Basel", "Turin"]
+DOMAINS = ["example.com", "corp.example.org", "mail.example.net", "acme.test", "contoso.test"]
+SERVICES = ["auth", "api", "billing", "export", "sync", "backup", "gateway", "worker", "scheduler"]
+# fmt: on
 MESSAGES = [
     "request completed",
     "cache miss for key",
@@ -143,18 +148,21 @@ class Gen:
             return (
                 f"{r.randrange(10**5, 10**6)},{fn},{ln},{fn}.{ln}{r.randrange(100)}@{r.choice(DOMAINS)},"
                 f"+1-{r.randrange(200, 999)}-{r.randrange(100, 999)}-{r.randrange(1000, 9999)},"
-                f"{r.choice(CITIES)},{r.randrange(1, 99999) / 100:.2f},2026-{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}\n"
+                f"{r.choice(CITIES)},{r.randrange(1, 99999) / 100:.2f},"
+                f"2026-{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}\n"
             )
         if kind == "log":
             return (
-                f"2026-11-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:{r.randrange(60):02d}:{r.randrange(60):02d}."
-                f"{r.randrange(1000):03d}Z {r.choice(LEVELS):<5} [{r.choice(SERVICES)}] {r.choice(MESSAGES)} "
+                f"2026-11-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:{r.randrange(60):02d}:"
+                f"{r.randrange(60):02d}.{r.randrange(1000):03d}Z {r.choice(LEVELS):<5} "
+                f"[{r.choice(SERVICES)}] {r.choice(MESSAGES)} "
                 f"user={fn} req={r.getrandbits(32):08x} latency_ms={r.randrange(1, 5000)}\n"
             )
         return (
             f'{{"ts": "2026-11-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:{r.randrange(60):02d}:00Z", '
-            f'"event": "{r.choice(MESSAGES)}", "user": "{fn}.{ln}", "ip": "10.{r.randrange(256)}.{r.randrange(256)}.'
-            f'{r.randrange(256)}", "bytes": {r.randrange(100000)}, "ok": {"true" if r.random() < 0.9 else "false"}}}\n'
+            f'"event": "{r.choice(MESSAGES)}", "user": "{fn}.{ln}", '
+            f'"ip": "10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(256)}", '
+            f'"bytes": {r.randrange(100000)}, "ok": {"true" if r.random() < 0.9 else "false"}}}\n'
         )
 
     def _pool(self, kind: str, n: int) -> list[str]:
@@ -201,7 +209,9 @@ class Gen:
         if writer == "bz2.compress":
             return bz2.compress(plain, r.choice([1, 6, 9]))
         if writer == "lzma.compress(FORMAT_XZ)":
-            return lzma.compress(plain, format=lzma.FORMAT_XZ, check=r.choice([lzma.CHECK_CRC64, lzma.CHECK_CRC32]))
+            return lzma.compress(
+                plain, format=lzma.FORMAT_XZ, check=r.choice([lzma.CHECK_CRC64, lzma.CHECK_CRC32])
+            )
         if writer == "lzma.compress(FORMAT_ALONE)":
             return lzma.compress(plain, format=lzma.FORMAT_ALONE)
         if writer.startswith("zstandard("):
@@ -228,7 +238,10 @@ class Gen:
         parts = [plain[a:b] for a, b in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
         folder = r.choice(["export", "home/user/Documents", "tmp/stage", "backup"])
         names = ["customers", "passwords", "notes", "ledger", "contacts", "db"]
-        return [(f"{folder}/{r.choice(names)}_{i}.{r.choice(['csv', 'txt', 'json'])}", p) for i, p in enumerate(parts)]
+        return [
+            (f"{folder}/{r.choice(names)}_{i}.{r.choice(['csv', 'txt', 'json'])}", p)
+            for i, p in enumerate(parts)
+        ]
 
     def _zip(self, plain: bytes, stored: bool) -> bytes:
         buf = io.BytesIO()
@@ -265,7 +278,8 @@ class Gen:
         enc = base64.b64encode(member).decode()
         ctx = r.choice(B64_CONTEXTS)
         if ctx == "json":
-            pre = f'{{"ts": "2026-11-{r.randrange(1, 29):02d}T10:00:00Z", "name": "{fmt_writer[0]}.bin", "attachment": "'
+            day = r.randrange(1, 29)
+            pre = f'{{"ts": "2026-11-{day:02d}T10:00:00Z", "name": "{fmt_writer[0]}.bin", "attachment": "'
             run, post = enc, '"}\n'
         elif ctx == "mime":
             pre = (
@@ -286,7 +300,14 @@ class Gen:
 
 
 # -- mixed corpus --------------------------------------------------------------------------------
-FILE_KINDS = [("text", 45), ("random", 22), ("mixed", 15), ("whole", 8), ("plain-text", 5), ("plain-random", 5)]
+FILE_KINDS = [
+    ("text", 45),
+    ("random", 22),
+    ("mixed", 15),
+    ("whole", 8),
+    ("plain-text", 5),
+    ("plain-random", 5),
+]
 EXT = {"gzip": "gz", "zlib": "zz", "bzip2": "bz2", "xz": "xz", "lzma": "lzma", "zstd": "zst", "lz4": "lz4"}
 EXT.update({"snappy": "sz", "zip": "zip", "tar": "tar"})
 
@@ -401,11 +422,20 @@ def gen_mixed(out_dir: Path, size_mb: float, seed: int, quiet: bool = False) -> 
         "file_kinds": dict(sorted(Counter(f["kind"] for f in files).items())),
         "corpus_sha256": corpus_hash.hexdigest(),
     }
-    truth = {"mode": "mixed", "seed": seed, "size_mb": size_mb, "summary": summary, "files": files, "members": members}
+    truth = {
+        "mode": "mixed",
+        "seed": seed,
+        "size_mb": size_mb,
+        "summary": summary,
+        "files": files,
+        "members": members,
+    }
     write_truth(out_dir, truth)
     if not quiet:
-        print(f"mixed corpus: {len(files)} files, {total:,} B, {len(members)} members "
-              f"({summary['members_base64']} in base64) in {time.monotonic() - t0:.1f} s -> {out_dir}")
+        print(
+            f"mixed corpus: {len(files)} files, {total:,} B, {len(members)} members "
+            f"({summary['members_base64']} in base64) in {time.monotonic() - t0:.1f} s -> {out_dir}"
+        )
     return truth
 
 
@@ -430,7 +460,12 @@ def plant(g: Gen, variant: str) -> bytes:
     if variant == "lzma_unknown_size":
         return b"\x5d\x00\x00\x80\x00" + b"\xff" * 8 + b"\x00"
     if variant == "lzma_known_size":
-        return b"\x5d\x00\x00" + struct.pack("<H", r.choice([1, 8, 0x80, 0x100])) + struct.pack("<Q", r.randrange(1 << 20)) + b"\x00"
+        return (
+            b"\x5d\x00\x00"
+            + struct.pack("<H", r.choice([1, 8, 0x80, 0x100]))
+            + struct.pack("<Q", r.randrange(1 << 20))
+            + b"\x00"
+        )
     if variant == "zstd":
         return b"\x28\xb5\x2f\xfd" + bytes([r.randrange(256) & ~0x08])
     if variant == "lz4":
@@ -442,31 +477,80 @@ def plant(g: Gen, variant: str) -> bytes:
     if variant == "snappy":
         return b"\xff\x06\x00\x00sNaPpY"
     if variant.startswith("zip_"):
-        flags, method = {"zip_deflate": (0, 8), "zip_stored": (0, 0), "zip_descriptor": (8, 8), "zip_encrypted": (1, 8)}[variant]
+        flags, method = {
+            "zip_deflate": (0, 8),
+            "zip_stored": (0, 0),
+            "zip_descriptor": (8, 8),
+            "zip_encrypted": (1, 8),
+        }[variant]
         name = f"docs/file{r.randrange(10000)}.txt".encode()
         csize = 0 if flags & 8 else r.randrange(100, 50000)
         usize = 0 if flags & 8 else csize * r.randrange(1, 5)
         crc = 0 if flags & 8 else r.getrandbits(32)
-        dtime, ddate = r.getrandbits(16) & 0xBFFF, ((2026 - 1980) << 9) | (r.randrange(1, 13) << 5) | r.randrange(1, 29)
-        return struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, method, dtime, ddate, crc, csize, usize, len(name), 0) + name
+        dtime, ddate = (
+            r.getrandbits(16) & 0xBFFF,
+            ((2026 - 1980) << 9) | (r.randrange(1, 13) << 5) | r.randrange(1, 29),
+        )
+        return (
+            struct.pack(
+                "<4sHHHHHIIIHH",
+                b"PK\x03\x04",
+                20,
+                flags,
+                method,
+                dtime,
+                ddate,
+                crc,
+                csize,
+                usize,
+                len(name),
+                0,
+            )
+            + name
+        )
     if variant.startswith("7z_"):
         if variant == "7z_plausible_next":
             tail = struct.pack("<QQI", r.randrange(0, 4096), r.randrange(20, 400), r.getrandbits(32))
         else:
             tail = g.randbytes(20)
-        return b"7z\xbc\xaf\x27\x1c\x00" + bytes([r.choice([2, 3, 4])]) + struct.pack("<I", zlib.crc32(tail)) + tail
+        return (
+            b"7z\xbc\xaf\x27\x1c\x00"
+            + bytes([r.choice([2, 3, 4])])
+            + struct.pack("<I", zlib.crc32(tail))
+            + tail
+        )
     if variant == "rar4":
         return b"Rar!\x1a\x07\x00"
     if variant == "rar5":
         return b"Rar!\x1a\x07\x01\x00"
     if variant == "cab":
         size = r.randrange(1000, 200000)
-        hdr = struct.pack("<4sIIIIIBBHHHHH", b"MSCF", 0, size, 0, r.randrange(44, 200), 0, 3, 1, 1, r.randrange(1, 6), 0,
-                          r.getrandbits(16), 0)
+        hdr = struct.pack(
+            "<4sIIIIIBBHHHHH",
+            b"MSCF",
+            0,
+            size,
+            0,
+            r.randrange(44, 200),
+            0,
+            3,
+            1,
+            1,
+            r.randrange(1, 6),
+            0,
+            r.getrandbits(16),
+            0,
+        )
         return hdr
     if variant.startswith("tar_"):
         info = tarfile.TarInfo(f"home/user/notes_{r.randrange(10000)}.txt")
-        info.size, info.mtime, info.mode, info.uname, info.gname = r.randrange(0, 100000), MTIME, 0o644, "user", "user"
+        info.size, info.mtime, info.mode, info.uname, info.gname = (
+            r.randrange(0, 100000),
+            MTIME,
+            0o644,
+            "user",
+            "user",
+        )
         return info.tobuf(format=tarfile.USTAR_FORMAT if variant == "tar_ustar" else tarfile.GNU_FORMAT)
     if variant == "dotnet_deflate":
         return bytes([r.choice([0xEC, 0xED])]) + bytes.fromhex("bd07601c499625262f6dca7b7f4af5")
@@ -478,16 +562,37 @@ def plant(g: Gen, variant: str) -> bytes:
 
 
 PLANT_VARIANTS = [
-    ("gzip", "gzip_bare"), ("gzip", "gzip_header"), ("gzip", "gzip_fname"), ("zlib", "zlib"), ("bzip2", "bzip2"),
-    ("xz", "xz"), ("lzma", "lzma_unknown_size"), ("lzma", "lzma_known_size"), ("zstd", "zstd"), ("lz4", "lz4"),
-    ("snappy", "snappy"), ("zip", "zip_deflate"), ("zip", "zip_stored"), ("zip", "zip_descriptor"),
-    ("zip", "zip_encrypted"), ("7z", "7z_random_next"), ("7z", "7z_plausible_next"), ("rar", "rar4"), ("rar", "rar5"),
-    ("cab", "cab"), ("tar", "tar_ustar"), ("tar", "tar_gnu"), ("deflate", "dotnet_deflate"), ("gzip", "b64_gzip"),
+    ("gzip", "gzip_bare"),
+    ("gzip", "gzip_header"),
+    ("gzip", "gzip_fname"),
+    ("zlib", "zlib"),
+    ("bzip2", "bzip2"),
+    ("xz", "xz"),
+    ("lzma", "lzma_unknown_size"),
+    ("lzma", "lzma_known_size"),
+    ("zstd", "zstd"),
+    ("lz4", "lz4"),
+    ("snappy", "snappy"),
+    ("zip", "zip_deflate"),
+    ("zip", "zip_stored"),
+    ("zip", "zip_descriptor"),
+    ("zip", "zip_encrypted"),
+    ("7z", "7z_random_next"),
+    ("7z", "7z_plausible_next"),
+    ("rar", "rar4"),
+    ("rar", "rar5"),
+    ("cab", "cab"),
+    ("tar", "tar_ustar"),
+    ("tar", "tar_gnu"),
+    ("deflate", "dotnet_deflate"),
+    ("gzip", "b64_gzip"),
     ("zlib", "b64_zlib"),
 ]
 
 
-def gen_random(out_dir: Path, size_mb: float, seed: int, quiet: bool = False, spacing: int = 32 * KiB) -> dict:
+def gen_random(
+    out_dir: Path, size_mb: float, seed: int, quiet: bool = False, spacing: int = 32 * KiB
+) -> dict:
     g = Gen(seed)
     r = g.rng
     t0 = time.monotonic()
@@ -512,12 +617,23 @@ def gen_random(out_dir: Path, size_mb: float, seed: int, quiet: bool = False, sp
         "by_variant": dict(sorted(Counter(p["variant"] for p in plants).items())),
         "corpus_sha256": sha(bytes(buf)),
     }
-    truth = {"mode": "random", "seed": seed, "size_mb": size_mb, "summary": summary,
-             "files": [{"name": "random.bin", "kind": "random+magics", "size": size, "sha256": summary["corpus_sha256"]}],
-             "members": [], "plants": plants}
+    truth = {
+        "mode": "random",
+        "seed": seed,
+        "size_mb": size_mb,
+        "summary": summary,
+        "files": [
+            {"name": "random.bin", "kind": "random+magics", "size": size, "sha256": summary["corpus_sha256"]}
+        ],
+        "members": [],
+        "plants": plants,
+    }
     write_truth(out_dir, truth)
     if not quiet:
-        print(f"random file: {size:,} B with {len(plants)} planted headers in {time.monotonic() - t0:.1f} s -> {out_dir}")
+        print(
+            f"random file: {size:,} B with {len(plants)} planted headers "
+            f"in {time.monotonic() - t0:.1f} s -> {out_dir}"
+        )
     return truth
 
 
@@ -530,11 +646,19 @@ def write_truth(out_dir: Path, truth: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, type=Path, help="output folder (files/ and truth.json are written there)")
+    ap.add_argument(
+        "--out", required=True, type=Path, help="output folder (files/ and truth.json are written there)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size-mb", type=float, default=256, help="mixed corpus size in MiB (approximate)")
-    ap.add_argument("--random-mb", type=float, nargs="?", const=256, default=None,
-                    help="instead: one random file of this many MiB (default 256) with planted magic numbers")
+    ap.add_argument(
+        "--random-mb",
+        type=float,
+        nargs="?",
+        const=256,
+        default=None,
+        help="instead: one random file of this many MiB (default 256) with planted magic numbers",
+    )
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if (a.out / "files").exists() and any((a.out / "files").iterdir()):

@@ -16,6 +16,9 @@ from sensor.registry import Registry
 ROLES = ("candidate", "hint", "flag", "anchored")
 _HOT = re.compile(r'^\s*hot\s*=\s*"true"', re.M)
 _ANCHORED = re.compile(r'^\s*role\s*=\s*"anchored"', re.M)
+_RULE_META = re.compile(r"\brule\s+(\w+)\s*(?::[^{]*)?\{\s*meta:(.*?)\n\s*(?:strings|condition)\s*:", re.S)
+_META_PAIR = re.compile(r'^\s*(\w+)\s*=\s*(?:"([^"]*)"|(-?\d+)|(true|false))', re.M)
+_LINE_COMMENT = re.compile(r"//[^\n]*")
 
 
 class Hit(NamedTuple):
@@ -60,6 +63,7 @@ class RuleFiles:
     hot: tuple[tuple[str, str], ...]  # rules with 2-byte atoms (meta hot = "true")
     anchored: tuple[tuple[str, str], ...]  # condition-only rules run on an object's head
     digest: str  # sha256 over names and sources: the compiled-rule cache key
+    meta: dict[str, RuleMeta]  # every rule's meta, read once from the sources for both engines
 
     @classmethod
     def load(cls, directory: Path) -> RuleFiles:
@@ -67,13 +71,19 @@ class RuleFiles:
         if not paths:
             raise RuleError(str(directory), "no *.yar rule files")
         main, hot, anchored = [], [], []
+        meta: dict[str, RuleMeta] = {}
         h = hashlib.sha256()
         for p in paths:
             src = p.read_text()
             h.update(p.name.encode() + b"\0" + src.encode() + b"\0")
             group = anchored if _ANCHORED.search(src) else hot if _HOT.search(src) else main
             group.append((p.stem, src))
-        return cls(tuple(main), tuple(hot), tuple(anchored), h.hexdigest())
+            for name, block in _RULE_META.findall(_LINE_COMMENT.sub("", src)):
+                if name in meta:
+                    raise RuleError(str(p), f"rule {name} is defined twice")
+                pairs = [(k, s or n or b) for k, s, n, b in _META_PAIR.findall(block)]
+                meta[name] = RuleMeta.from_pairs(name, pairs)
+        return cls(tuple(main), tuple(hot), tuple(anchored), h.hexdigest(), meta)
 
 
 class Engine(Protocol):

@@ -29,11 +29,11 @@ def cached(
     """Load `key` from the cache folder, or build it and store it there (atomically)."""
     folder = cache_dir or default_cache_dir()
     path = folder / key
-    if path.is_file():
-        try:
+    try:
+        if path.is_file():
             return load(path)
-        except Exception as e:  # a stale or corrupt cache file is rebuilt, never fatal
-            logger.debug("rule cache {}: {}; recompiling", path, e)
+    except Exception as e:  # an unreadable, stale or corrupt cache file is rebuilt, never fatal
+        logger.debug("rule cache {}: {}; recompiling", path, e)
     obj = build()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,7 @@ class YaraPythonEngine:
             lambda r, p: r.save(str(p)),
             lambda p: yara.load(str(p)),
         )
-        self.meta: dict[str, RuleMeta] = {}
-        for compiled in (self._main, self._head):
-            for rule in compiled:
-                self.meta[rule.identifier] = RuleMeta.from_pairs(rule.identifier, rule.meta.items())
+        self.meta: dict[str, RuleMeta] = rules.meta
 
     def scan(self, data: Buffer) -> list[Hit]:
         out: list[Hit] = []

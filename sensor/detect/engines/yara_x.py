@@ -44,7 +44,7 @@ class YaraXEngine:
     def __init__(self, rules: RuleFiles, cache_dir: Path | None = None, timeout: int = 60) -> None:
         key = f"yara-x-{version('yara-x')}-{rules.digest[:32]}"
         self._scanners = []
-        self.meta: dict[str, RuleMeta] = {}
+        self.meta: dict[str, RuleMeta] = rules.meta
         for group, sources in (("main", rules.main), ("hot", rules.hot), ("head", rules.anchored)):
             if not sources:
                 self._scanners.append(None)
@@ -55,10 +55,6 @@ class YaraXEngine:
             self._scanners.append(scanner)
         self._main, self._hot, self._head = self._scanners
 
-    def _rule_meta(self, rule: yara_x.Rule) -> None:
-        if rule.identifier not in self.meta:
-            self.meta[rule.identifier] = RuleMeta.from_pairs(rule.identifier, rule.metadata)
-
     def scan(self, data: Buffer) -> list[Hit]:
         if not isinstance(data, bytes):
             data = bytes(data)  # yara-x takes bytes only (SIGNATURES.md §6.5)
@@ -67,7 +63,6 @@ class YaraXEngine:
             if scanner is None:
                 continue
             for rule in scanner.scan(data).matching_rules:
-                self._rule_meta(rule)
                 for pattern in rule.patterns:
                     out.extend(Hit(rule.identifier, m.offset) for m in pattern.matches)
         return out
@@ -77,6 +72,5 @@ class YaraXEngine:
             return []
         names = []
         for rule in self._head.scan(head).matching_rules:
-            self._rule_meta(rule)
             names.append(rule.identifier)
         return names

@@ -1,0 +1,152 @@
+"""Staged trees through the real CLI: bad inputs, host names, the store, idempotent re-scans, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sensor.cli import main
+from tests import builders as b
+
+TEXT = b.sample_text(40_000, seed=11)
+
+
+def put(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "case"
+    temp = root / "WS-01" / "Users" / "bob" / "AppData" / "Local" / "Temp"
+    put(temp / "report.dat", b.gzip_dotnet(TEXT))
+    put(temp / "creds.zip", b.zip_archive({"passwd": b"root:x:0:0\n" * 40}))
+    put(root / "srv" / "var" / "log" / "syslog.2.gz", b.gzip_plain(TEXT))
+    put(root / "srv" / "home" / "u" / "notes.txt", TEXT)
+    put(root / "srv" / "home" / "u" / "empty.txt", b"")
+    os.mkfifo(root / "srv" / "home" / "u" / "pipe")
+    os.symlink("/etc", root / "srv" / "home" / "u" / "etc-link")  # must not be followed out of the tree
+    return root
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_scan_tree_findings_kinds_and_bad_inputs(tree, tmp_path, capsys):
+    out = tmp_path / "f.jsonl"
+    code, _, err = run_cli(
+        ["scan", str(tree), str(tmp_path / "missing"), "--db", str(tmp_path / "s.db"), "--jsonl", str(out)], capsys
+    )
+    assert code == 0
+    got = {Path(r["file"]["path"]).name: r for r in records(out)}
+    assert set(got) == {"report.dat", "creds.zip", "syslog.2.gz"}
+    assert got["report.dat"]["event"]["kind"] == "alert"
+    assert got["report.dat"]["stagewatch"]["reasons"] == ["staging_path", "extension_mismatch"]
+    assert got["report.dat"]["stagewatch"]["writer"] == ".NET Framework GZipStream"
+    assert got["creds.zip"]["stagewatch"]["sensitive"] == ["passwd"]
+    assert got["syslog.2.gz"]["event"]["kind"] == "event"
+    assert got["syslog.2.gz"]["stagewatch"]["reasons"] == ["log_folder"]
+    whole = (tree / "srv" / "var" / "log" / "syslog.2.gz").read_bytes()
+    import hashlib
+
+    assert got["syslog.2.gz"]["file"]["hash"]["sha256"] == hashlib.sha256(whole).hexdigest()
+    # one line each for the bad inputs, and the scan went on
+    lines = err.splitlines()
+    assert any(line.endswith("empty.txt: empty file (0 bytes)") for line in lines)
+    assert any(line.endswith("pipe: not a regular file (a fifo), skipped") for line in lines)
+    assert any(line.endswith("missing: no such file or directory, skipped") for line in lines)
+    assert not any("etc-link" in line and "passwd" in line for line in lines)
+
+
+def test_rescan_is_idempotent_and_findings_query(tree, tmp_path, capsys):
+    db = tmp_path / "s.db"
+    assert run_cli(["-q", "scan", str(tree), "--db", str(db)], capsys)[0] == 0
+    assert run_cli(["-q", "scan", str(tree), "--db", str(db)], capsys)[0] == 0
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from findings").fetchone() == (3,)
+    assert con.execute("select count(*) from runs").fetchone() == (2,)
+    assert con.execute("pragma journal_mode").fetchone() == ("wal",)
+    con.close()
+    code, out, _ = run_cli(["findings", "--db", str(db), "--kind", "alert", "--jsonl", "-"], capsys)
+    assert code == 0
+    names = sorted(Path(json.loads(line)["file"]["path"]).name for line in out.splitlines())
+    assert names == ["creds.zip", "report.dat"]
+    # a file rewritten with new content is a new finding
+    put(tree / "WS-01" / "Users" / "bob" / "AppData" / "Local" / "Temp" / "report.dat", b.gzip_dotnet(TEXT + b"x"))
+    run_cli(["-q", "scan", str(tree), "--db", str(db)], capsys)
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from findings").fetchone() == (4,)
+    con.close()
+
+
+def test_host_from_path(tmp_path, capsys):
+    root = tmp_path / "hosts"
+    put(root / "WS-07" / "tmp" / "a.bin", b.bzip2_member(TEXT))
+    put(root / "DB-02" / "var" / "tmp" / "b.bin", b.xz_member(TEXT))
+    out = tmp_path / "f.jsonl"
+    regex = r"/hosts/([^/]+)/"
+    assert run_cli(["-q", "scan", str(root), "--no-db", "--host-from-path", regex, "--jsonl", str(out)], capsys)[0] == 0
+    assert sorted(r["host"]["name"] for r in records(out)) == ["DB-02", "WS-07"]
+
+
+def test_nothing_processed_exits_1_and_usage_exits_2(tmp_path, capsys):
+    assert run_cli(["scan", str(tmp_path / "nope"), "--no-db"], capsys)[0] == 1
+    with pytest.raises(SystemExit) as e:
+        main(["scan"])
+    assert e.value.code == 2
+    code, _, err = run_cli(["findings", "--db", str(tmp_path / "x.db"), "--since", "yesterday"], capsys)
+    assert code == 2 and "--since: cannot read 'yesterday'" in err
+
+
+def test_device_file_is_skipped(tmp_path, capsys):
+    code, _, err = run_cli(
+        ["scan", "/dev/null", str(put(tmp_path / "tmp" / "a.gz", b.gzip_plain(TEXT))), "--no-db"], capsys
+    )
+    assert code == 0
+    assert "/dev/null: not a regular file (a character device), skipped" in err
+
+
+def test_store_that_is_not_a_database(tmp_path, capsys):
+    bad = put(tmp_path / "junk.db", b"this is not sqlite" * 100)
+    code, _, err = run_cli(["scan", str(tmp_path), "--db", str(bad)], capsys)
+    assert code == 1 and "junk.db" in err and "not a database" in err
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux) to drop privileges")
+def test_unreadable_file_without_privileges(tmp_path):
+    """The scan runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, so mode 000 really is unreadable."""
+    root = tmp_path / "perm"
+    locked = put(root / "tmp" / "locked.gz", b.gzip_plain(TEXT))
+    readable = put(root / "tmp" / "open.gz", b.gzip_plain(TEXT + b"!"))
+    closed_dir = root / "tmp" / "closed"
+    put(closed_dir / "x.gz", b.gzip_plain(TEXT))
+    locked.chmod(0o000)
+    closed_dir.chmod(0o000)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    cmd = [*drop, sys.executable, "-m", "sensor", "scan", str(root), "--no-db", "--jsonl", "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=120)
+    finally:
+        closed_dir.chmod(0o755)
+        locked.chmod(0o644)
+    assert proc.returncode == 0, proc.stderr
+    found = [json.loads(line)["file"]["path"] for line in proc.stdout.splitlines()]
+    assert found == [str(readable)]
+    assert f"{locked}: permission denied" in proc.stderr
+    assert f"{closed_dir}: permission denied, skipped" in proc.stderr
