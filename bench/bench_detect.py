@@ -318,6 +318,24 @@ def diagnose(det: Detector, case_dir: Path, ev: Evaluation, hits: list[Hit]) -> 
     return lines
 
 
+def plant_table(plants: list[dict], hits: list[Hit]) -> dict[str, list[int]]:
+    """Per planted variant: [planted, verified at the plant, lying inside an earlier finding's span]."""
+    spans = sorted((h.offset, h.offset + h.length) for h in hits if not h.encoding)
+    starts = [a for a, _ in spans]
+    at = {h.offset for h in hits if not h.encoding}
+    table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for p in plants:
+        row = table[p["variant"]]
+        row[0] += 1
+        if p["offset"] in at:
+            row[1] += 1
+            continue
+        i = bisect.bisect_right(starts, p["offset"]) - 1
+        if i >= 0 and spans[i][0] < p["offset"] < spans[i][1]:
+            row[2] += 1
+    return dict(sorted(table.items()))
+
+
 def describe_fp(h: Hit, truth: dict, plants: list[dict], plant_offsets: list[int]) -> str:
     if plants:
         i = bisect.bisect_right(plant_offsets, h.offset) - 1
@@ -340,6 +358,13 @@ def describe_fp(h: Hit, truth: dict, plants: list[dict], plant_offsets: list[int
 
 
 # -- report ----------------------------------------------------------------------------------------
+def ratios(total: list[dict], found: list[dict], key: object) -> str:
+    """'k found/total' per key, e.g. per format."""
+    t = Counter(map(key, total))  # type: ignore[arg-type]
+    f = Counter(map(key, found))  # type: ignore[arg-type]
+    return ", ".join(f"{k} {f[k]}/{n}" for k, n in sorted(t.items()))
+
+
 def code_digest() -> str:
     """sha256 over sensor/**/*.py and signatures/*.yar: which product tree was measured."""
     h = hashlib.sha256()
@@ -456,6 +481,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sum(st.rejected.values()):,}; verified {dict(st.verified)}; limits {dict(st.limits)}; "
                 f"errors {dict(st.errors)}"
             )
+            if n_members:
+                print("    recall by format: " + ratios(truth["members"], ev.found, lambda m: m["format"]))
+                print(
+                    "    base64 by context: "
+                    + ratios(
+                        [m for m in truth["members"] if m.get("encoding")],
+                        [m for m in ev.found if m.get("encoding")],
+                        lambda m: m["context"],
+                    )
+                )
             if case == "random":
                 print(f"    >>> VERIFIED FINDINGS ON THE RANDOM+MAGICS FILE: {len(er.hits)} (expected 0) <<<")
             rows.append(
@@ -473,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             fp_desc = [(h, describe_fp(h, truth, plants, plant_offsets)) for h in ev.fps]
             miss_lines = diagnose(det, case_dir, ev, er.hits) if ev.missed else []
-            details.append((label, engine, ev, fp_desc, miss_lines))
+            table = plant_table(plants, er.hits) if plants else {}
+            details.append((label, engine, ev, fp_desc, miss_lines, table))
             report["engines"][engine] = {
                 "construct_cold_s": er.construct_cold,
                 "construct_warm_s": er.construct_warm,
@@ -487,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 "duplicates": [h.__dict__ for h in ev.duplicates],
                 "missed": miss_lines,
                 "base64_offset_delta": dict(ev.b64_offset_delta),
+                "plants_planted_verified_shadowed": table,
             }
         (a.data_dir / f"report-{case}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
 
@@ -505,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule compile; stagewatch: in-process read + scan + verify, construction excluded."
     )
 
-    for label, engine, ev, fp_desc, miss_lines in details:
+    for label, engine, ev, fp_desc, miss_lines, table in details:
         if not (ev.fps or ev.missed or ev.wrong or ev.duplicates):
             continue
         print(
@@ -515,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         if ev.fps:
             by = Counter(f"{h.format} {d.split(' (')[0]}" for h, d in fp_desc)
             print("  false positives by kind: " + ", ".join(f"{k}: {v}" for k, v in by.most_common()))
+            if table:
+                print("  planted headers by variant: verified/planted (+ inside an earlier finding's span):")
+                cells = [f"{v} {r[1]}/{r[0]}" + (f" (+{r[2]})" if r[2] else "") for v, r in table.items()]
+                for i in range(0, len(cells), 6):
+                    print("    " + ", ".join(cells[i : i + 6]))
             for h, d in fp_desc[:12]:
                 print(f"    FP {h.brief()} <- {d}")
             if len(fp_desc) > 12:

@@ -601,8 +601,9 @@ def gen_random(
     n = max(1, size // spacing)
     slot = size // n
     plants = []
-    for i in range(n):
-        fmt, variant = PLANT_VARIANTS[i % len(PLANT_VARIANTS)]
+    order = [PLANT_VARIANTS[i % len(PLANT_VARIANTS)] for i in range(n)]  # equal counts, shuffled order
+    r.shuffle(order)
+    for i, (fmt, variant) in enumerate(order):
         h = plant(g, variant)
         off = i * slot + r.randrange(0, slot - len(h) - 1024)
         buf[off : off + len(h)] = h
