@@ -35,7 +35,7 @@ $(VENV)/.ok: pyproject.toml
 demo: sysdeps-run $(VENV)/.ok
 	$(PY) samples/make_staged.py samples/staged
 	rm -f samples/staged.db*
-	$(SW) scan samples/staged --db samples/staged.db --jsonl samples/staged.jsonl
+	$(SW) scan samples/staged --db samples/staged.db --jsonl samples/staged.jsonl --host-from-path '/staged/([^/]+)/'
 	@echo "JSON lines: samples/staged.jsonl; store: samples/staged.db (stagewatch findings --db samples/staged.db)"
 
 test: sysdeps-test $(VENV)/.ok
