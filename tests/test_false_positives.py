@@ -111,3 +111,28 @@ def test_depth_limit_is_counted(rule_cache):
     (f,) = scan(det3, wrapped)
     assert f.encoding == ("base64", "base64")
     assert f.encoding_offset == 5
+
+
+def test_rule_timeout_is_a_counted_limit(tmp_path, detector):
+    import shutil
+
+    from sensor.detect.engines import bundled_rules_dir
+
+    rules = tmp_path / "rules"
+    shutil.copytree(bundled_rules_dir(), rules)
+    (rules / "slow.yar").write_text(
+        'rule slow_loop { meta: role = "flag" condition: for any i in (0..2000000000) : ( uint8(i % 64) == 0x100 ) }\n'
+    )
+    det = Detector(
+        Settings(
+            engine=detector.settings.engine,
+            observer="t",
+            rules_dir=rules,
+            cache_dir=tmp_path,
+            limits=Limits(yara_timeout=1),
+        )
+    )
+    t0 = time.monotonic()
+    assert scan(det, b.random_bytes(1000, seed=1)) == []
+    assert det.stats.limits[Limit.TIME] == 1
+    assert time.monotonic() - t0 < 20

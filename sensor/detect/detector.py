@@ -13,7 +13,7 @@ from loguru import logger
 from sensor.config import Settings
 from sensor.content import decoders
 from sensor.detect import inner, severity
-from sensor.detect.engines import Engine, RuleFiles, bundled_rules_dir, engines
+from sensor.detect.engines import Engine, EngineTimeout, RuleFiles, bundled_rules_dir, engines
 from sensor.detect.verifiers import Context, Verified, verifiers
 from sensor.model import (
     Buffer,
@@ -136,7 +136,13 @@ class Detector:
         pos = 0
         while pos < n:
             end = min(n, pos + lim.window)
-            hits = self.engine.scan(view[pos:end])
+            try:
+                hits = self.engine.scan(view[pos:end])
+            except EngineTimeout:
+                hit = LimitHit(Limit.TIME, f"{where}: window at {pos}", lim.yara_timeout)
+                self.stats.limit(hit)
+                logger.warning("{}: rule scan of the window at {} stopped after {} s", where, pos, lim.yara_timeout)
+                hits = []
             window_cands = runs = 0
             for rule, off in hits:
                 m = meta[rule]

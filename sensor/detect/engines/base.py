@@ -21,6 +21,10 @@ _META_PAIR = re.compile(r'^\s*(\w+)\s*=\s*(?:"([^"]*)"|(-?\d+)|(true|false))', r
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 
 
+class EngineTimeout(Exception):
+    """The engine's per-scan time limit stopped a window's scan."""
+
+
 class Hit(NamedTuple):
     """One instance of one rule's string: the rule name and the offset inside the scanned buffer."""
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import yara
 
-from sensor.detect.engines.base import Hit, RuleFiles, RuleMeta, engines
+from sensor.detect.engines.base import EngineTimeout, Hit, RuleFiles, RuleMeta, engines
 from sensor.detect.engines.cache import cached
 from sensor.errors import RuleError
 from sensor.model import Buffer
@@ -48,7 +48,11 @@ class YaraPythonEngine:
 
     def scan(self, data: Buffer) -> list[Hit]:
         out: list[Hit] = []
-        for m in self._main.match(data=data, timeout=self.timeout):
+        try:
+            matches = self._main.match(data=data, timeout=self.timeout)
+        except yara.TimeoutError as e:
+            raise EngineTimeout(str(e)) from e
+        for m in matches:
             for s in m.strings:
                 out.extend(Hit(m.rule, i.offset) for i in s.instances)
         return out

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import yara_x
 
-from sensor.detect.engines.base import Hit, RuleFiles, RuleMeta, engines
+from sensor.detect.engines.base import EngineTimeout, Hit, RuleFiles, RuleMeta, engines
 from sensor.detect.engines.cache import cached
 from sensor.errors import RuleError
 from sensor.model import Buffer
@@ -62,7 +62,11 @@ class YaraXEngine:
         for scanner in (self._main, self._hot):
             if scanner is None:
                 continue
-            for rule in scanner.scan(data).matching_rules:
+            try:
+                results = scanner.scan(data)
+            except yara_x.TimeoutError as e:
+                raise EngineTimeout(str(e)) from e
+            for rule in results.matching_rules:
                 for pattern in rule.patterns:
                     out.extend(Hit(rule.identifier, m.offset) for m in pattern.matches)
         return out
