@@ -8,7 +8,8 @@ APT_PKGS_RUN := libmagic1
 APT_PKGS_TEST := libmagic1 zip libarchive-tools
 APT_PKGS_BENCH := libmagic1 yara
 
-.PHONY: demo test bench lint clean sysdeps-run sysdeps-test sysdeps-bench
+BENCH_DATA ?= /tmp/swbench
+.PHONY: demo test bench bench-quick clean sysdeps-run sysdeps-test sysdeps-bench
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,8 +44,11 @@ test: sysdeps-test $(VENV)/.ok
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
+# generated corpora (about 0.5 GB) go to BENCH_DATA, outside the repository
 bench: sysdeps-bench $(VENV)/.ok
-	$(PY) bench/bench_detect.py .bench
+	$(PY) bench/bench_detect.py $(BENCH_DATA)
+bench-quick: sysdeps-bench $(VENV)/.ok
+	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
 
 clean:
-	rm -rf $(VENV) .pytest-tmp .bench samples/staged samples/staged.db* samples/staged.jsonl
+	rm -rf $(VENV) .pytest-tmp samples/staged samples/staged.db* samples/staged.jsonl

@@ -89,9 +89,7 @@ def time_cli(files_dir: Path, runs: int) -> tuple[list[float], int, int]:
             walls.append(wall)
         out = p.stdout
     rule_matches = sum(1 for line in out.splitlines() if line.strip())
-    p = subprocess.run(
-        yara_cmd(files_dir, ("-s",)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False
-    )
+    p = subprocess.run(yara_cmd(files_dir, ("-s",)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
     string_hits = sum(1 for line in p.stdout.splitlines() if line.startswith(b"0x"))
     return walls, rule_matches, string_hits
 
@@ -256,9 +254,7 @@ def verdict(det: Detector, data: bytes, off: int, fmt: str, length: int, where: 
         near = sorted({c.format.value for c in cands if abs(c.offset - off) <= 16})
         return "no YARA candidate at the offset" + (f" (nearby: {near})" if near else "")
     c = next((c for c in at if c.format.value == fmt), at[0])
-    v = det.verifiers[c.format].verify(
-        data, Candidate(c.rule, c.format, off), Context(det.limits, where, True)
-    )
+    v = det.verifiers[c.format].verify(data, Candidate(c.rule, c.format, off), Context(det.limits, where, True))
     if v is None:
         return f"candidate {c.rule} rejected by the {c.format} verifier"
     if v.length != length:
@@ -402,10 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sink, level="WARNING")
     t_start = time.monotonic()
     ver = subprocess.run([YARA, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    print(
-        f"bench_detect: size {size:g} MiB, seed {a.seed}, engines {engines}, "
-        f"{a.runs} timed runs after 1 warm-up"
-    )
+    print(f"bench_detect: size {size:g} MiB, seed {a.seed}, engines {engines}, {a.runs} timed runs after 1 warm-up")
     print(
         f"yara CLI {ver} ({YARA}), python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"sensor+signatures digest {code_digest()}"
@@ -574,9 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             if len(miss_lines) > 40:
                 print(f"    ... {len(miss_lines) - 40} more in report-*.json")
         if ev.b64_offset_delta and any(k for k in ev.b64_offset_delta):
-            print(
-                f"  base64 runs found with the layer offset off the run start by: {dict(ev.b64_offset_delta)}"
-            )
+            print(f"  base64 runs found with the layer offset off the run start by: {dict(ev.b64_offset_delta)}")
     if log_counts:
         print(f"\nlog records from the detector: {dict(log_counts)}")
     print(f"\ntotal bench time {time.monotonic() - t_start:.0f} s")

@@ -209,9 +209,7 @@ class Gen:
         if writer == "bz2.compress":
             return bz2.compress(plain, r.choice([1, 6, 9]))
         if writer == "lzma.compress(FORMAT_XZ)":
-            return lzma.compress(
-                plain, format=lzma.FORMAT_XZ, check=r.choice([lzma.CHECK_CRC64, lzma.CHECK_CRC32])
-            )
+            return lzma.compress(plain, format=lzma.FORMAT_XZ, check=r.choice([lzma.CHECK_CRC64, lzma.CHECK_CRC32]))
         if writer == "lzma.compress(FORMAT_ALONE)":
             return lzma.compress(plain, format=lzma.FORMAT_ALONE)
         if writer.startswith("zstandard("):
@@ -238,10 +236,7 @@ class Gen:
         parts = [plain[a:b] for a, b in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
         folder = r.choice(["export", "home/user/Documents", "tmp/stage", "backup"])
         names = ["customers", "passwords", "notes", "ledger", "contacts", "db"]
-        return [
-            (f"{folder}/{r.choice(names)}_{i}.{r.choice(['csv', 'txt', 'json'])}", p)
-            for i, p in enumerate(parts)
-        ]
+        return [(f"{folder}/{r.choice(names)}_{i}.{r.choice(['csv', 'txt', 'json'])}", p) for i, p in enumerate(parts)]
 
     def _zip(self, plain: bytes, stored: bool) -> bytes:
         buf = io.BytesIO()
@@ -513,12 +508,7 @@ def plant(g: Gen, variant: str) -> bytes:
             tail = struct.pack("<QQI", r.randrange(0, 4096), r.randrange(20, 400), r.getrandbits(32))
         else:
             tail = g.randbytes(20)
-        return (
-            b"7z\xbc\xaf\x27\x1c\x00"
-            + bytes([r.choice([2, 3, 4])])
-            + struct.pack("<I", zlib.crc32(tail))
-            + tail
-        )
+        return b"7z\xbc\xaf\x27\x1c\x00" + bytes([r.choice([2, 3, 4])]) + struct.pack("<I", zlib.crc32(tail)) + tail
     if variant == "rar4":
         return b"Rar!\x1a\x07\x00"
     if variant == "rar5":
@@ -590,9 +580,7 @@ PLANT_VARIANTS = [
 ]
 
 
-def gen_random(
-    out_dir: Path, size_mb: float, seed: int, quiet: bool = False, spacing: int = 32 * KiB
-) -> dict:
+def gen_random(out_dir: Path, size_mb: float, seed: int, quiet: bool = False, spacing: int = 32 * KiB) -> dict:
     g = Gen(seed)
     r = g.rng
     t0 = time.monotonic()
@@ -623,17 +611,14 @@ def gen_random(
         "seed": seed,
         "size_mb": size_mb,
         "summary": summary,
-        "files": [
-            {"name": "random.bin", "kind": "random+magics", "size": size, "sha256": summary["corpus_sha256"]}
-        ],
+        "files": [{"name": "random.bin", "kind": "random+magics", "size": size, "sha256": summary["corpus_sha256"]}],
         "members": [],
         "plants": plants,
     }
     write_truth(out_dir, truth)
     if not quiet:
         print(
-            f"random file: {size:,} B with {len(plants)} planted headers "
-            f"in {time.monotonic() - t0:.1f} s -> {out_dir}"
+            f"random file: {size:,} B with {len(plants)} planted headers in {time.monotonic() - t0:.1f} s -> {out_dir}"
         )
     return truth
 
@@ -647,9 +632,7 @@ def write_truth(out_dir: Path, truth: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--out", required=True, type=Path, help="output folder (files/ and truth.json are written there)"
-    )
+    ap.add_argument("--out", required=True, type=Path, help="output folder (files/ and truth.json are written there)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size-mb", type=float, default=256, help="mixed corpus size in MiB (approximate)")
     ap.add_argument(

@@ -14,6 +14,30 @@ from tests import builders as b
 from tests.conftest import scan
 
 
+def _sig7z(r: random.Random) -> bytes:
+    tail = struct.pack("<QQI", r.randrange(0, 4000), r.randrange(1, 200), r.getrandbits(32))
+    return struct.pack("<I", zlib.crc32(tail)) + tail
+
+
+def _tar_header(r: random.Random) -> bytes:
+    """A tar header that is right in every field; what follows it is random."""
+    h = bytearray(512)
+    h[0:8] = b"data.csv"
+    for a, v in (
+        (100, b"0000644"),
+        (108, b"0001750"),
+        (116, b"0001750"),
+        (124, b"%011o" % r.randrange(0, 50_000)),
+        (136, b"14712345670"),
+    ):
+        h[a : a + len(v)] = v
+    h[156:157] = b"0"
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:155] = b"%06o\x00" % sum(h)
+    return bytes(h)
+
+
 def planted_magics(r: random.Random) -> bytes:
     """A bare header of every format, each followed by random bytes: none of them a real member."""
     rb = r.randbytes
@@ -34,11 +58,20 @@ def planted_magics(r: random.Random) -> bytes:
             b"\x04\x22\x4d\x18\x64\x40" + rb(1),
             b"\xff\x06\x00\x00sNaPpY",
             b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + rb(16) + b"\x08\x00\x00\x00" + b"data.csv",
+            # ZipCrypto-flagged entry with a modest known size: cannot be decoded, so must chain
+            b"PK\x03\x04\x14\x00\x01\x00\x08\x00"
+            + rb(8)
+            + struct.pack("<II", 3000, 9000)
+            + b"\x08\x00\x00\x00"
+            + b"data.csv",
+            # 7z whose start header is right and points inside the data at a next header with a wrong CRC
+            b"7z\xbc\xaf\x27\x1c\x00\x04" + _sig7z(r),
             b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(sig7z_tail)) + sig7z_tail,
             b"Rar!\x1a\x07\x00" + rb(7),
             b"Rar!\x1a\x07\x01\x00" + rb(8),
             b"MSCF\x00\x00\x00\x00" + rb(4) + b"\x00" * 4 + rb(4) + b"\x00" * 4 + b"\x03\x01\x01\x00\x01\x00",
             bytes(tar),
+            _tar_header(r),
             b"H4sIAAAAAAAA" + rb(20),
             b"\xec\xbd\x07\x60\x1c\x49\x96\x25\x26\x2f\x6d\xca\x7b\x7f\x4a\xf5",
         ]
@@ -49,7 +82,7 @@ def test_random_data_with_planted_magics_yields_nothing(detector):
     r = random.Random(2026)
     buf = bytearray(r.randbytes(16 << 20))
     planted = 0
-    for _ in range(6000):
+    for _ in range(8000):
         m = planted_magics(r)
         at = r.randrange(0, len(buf) - len(m))
         buf[at : at + len(m)] = m
@@ -136,3 +169,21 @@ def test_rule_timeout_is_a_counted_limit(tmp_path, detector):
     assert scan(det, b.random_bytes(1000, seed=1)) == []
     assert det.stats.limits[Limit.TIME] == 1
     assert time.monotonic() - t0 < 20
+
+
+def test_incompressible_lz4_and_zstd_frames_are_found(detector):
+    data = b.random_bytes(40_000, seed=9)  # already-encrypted data: lz4 and zstd store it as is
+    for member, fmt in ((b.lz4_frame(data), Format.LZ4), (b.zstd_member(data), Format.ZSTD)):
+        blob, off = b.embed(member, size=len(member) + 50_000, seed=3)
+        (f,) = scan(detector, blob)
+        assert (f.member.format, f.member.offset, f.member.length) == (fmt, off, len(member))
+
+
+def test_base64_offset_after_a_text_line(detector):
+    member = b.gzip_plain(b.sample_text(20_000, seed=1))
+    import base64
+
+    body = base64.encodebytes(member)
+    text = b"Content-Type: application/octet-stream\r\nSee the attached sentence\n" + body
+    (f,) = scan(detector, text, "mail.eml")
+    assert f.encoding_offset == text.index(body[:8])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -30,6 +31,24 @@ def decode_b64(text: bytes) -> bytes | None:
         return None
 
 
+def leading_fragment(text: bytes) -> int:
+    """Bytes of text before a wrapped run's first real line ("...of the sentence\nH4sI..." -> 16).
+
+    MIME wraps base64 at a fixed width, so a first line of another length is the tail of the text
+    before the run, whose letters happen to be in the base64 alphabet.
+    """
+    if b"\n" not in text:
+        return 0
+    lines = text.split(b"\n")
+    lens = [len(line.rstrip(b"\r")) for line in lines]
+    if len(lines) >= 3:
+        width = Counter(lens[1:-1]).most_common(1)[0][0]
+        keep = lens[0] == width
+    else:
+        keep = lens[0] >= lens[1] and lens[0] % 4 == 0
+    return 0 if keep else len(lines[0]) + 1
+
+
 @decoders.register("base64")
 class Base64Decoder:
     """The run around the hint, decoded from each of the four possible starting alignments."""
@@ -42,6 +61,7 @@ class Base64Decoder:
         raw = bytes(data[start:end])
         lead = len(raw) - len(raw.lstrip(b"\r\n-_"))
         start += lead
+        start += leading_fragment(bytes(data[start:end]))
         if end - start < MIN_RUN:
             return
         capped = end - start >= max_encoded

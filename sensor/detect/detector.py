@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import time
 import uuid
@@ -96,7 +97,9 @@ def sha256_of(data: Buffer, start: int, length: int) -> str:
 
 
 def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
-    return any(a <= offset < b for a, b in spans)
+    """`spans` are sorted and disjoint: one bisect finds the only span that could hold `offset`."""
+    i = bisect.bisect_right(spans, (offset, float("inf"))) - 1
+    return i >= 0 and spans[i][0] <= offset < spans[i][1]
 
 
 class Detector:
@@ -195,13 +198,15 @@ class Detector:
         where = self._where(obj)
         cands, hints = self.candidates(data, where)
         spans: list[tuple[int, int]] = []
+        covered = 0  # candidates come in offset order, so "inside a member" is "before its end"
         ctx = Context(self.limits, where, at_object_start=True)
         for cand in cands:
-            if _inside(spans, cand.offset):
+            if cand.offset < covered:
                 continue
             v = self._verify(data, cand, ctx)
             if v is not None:
-                spans.append((v.offset, v.offset + max(v.length, 1)))
+                covered = v.offset + max(v.length, 1)
+                spans.append((v.offset, covered))
                 yield self._finding(obj, root, cand, v)
         if not spans and len(data):
             # raw deflate has no magic: tried at the object's start when nothing else matched
@@ -230,7 +235,7 @@ class Detector:
                 )
                 return
             for peeled in decoders.get(hint.encoding)().peel(obj.data, hint.offset, self.limits.max_encoded):
-                done.append((peeled.start, peeled.end))
+                bisect.insort(done, (peeled.start, peeled.end))
                 if peeled.capped:
                     hit = LimitHit(Limit.ENCODED_BYTES, where, peeled.end - peeled.start)
                     self.stats.limit(hit)

@@ -64,6 +64,8 @@ def judge_stream(dec: Decoded, check: bool | None, has_check: bool = True) -> tu
     `check` is the format's integrity check at the end of stream: True/False, or None when the
     format has none (`has_check` False) or its trailer was cut off by the end of the data.
     """
+    if dec.eof and dec.output == 0:
+        return None  # an empty stream proves a header, and carries nothing
     if dec.eof and check is None and has_check:
         # the stream ended but its trailer is missing: judged like data cut mid-stream
         if dec.output >= TRUNCATED_MIN_OUTPUT and dec.ratio >= MIN_RATIO:

@@ -27,6 +27,8 @@ class Bzip2Verifier:
         walker = TarWalker(ctx.limits.max_names)
         observers = (walker.feed,)
         dec = decompress.run(decompress.bz2_codec(), data, off, ctx.limits, ctx.where, observers)
+        if dec.eof and dec.output == 0:
+            return None  # an empty stream (BZh9 + end-of-stream + CRC 0) carries nothing to exfiltrate
         if dec.eof:
             proof, checksum, truncated = Proof.CHECKSUM, Checksum.OK, False
         elif dec.output > 0:

@@ -40,7 +40,7 @@ class SevenZipVerifier:
             return Verified(Format.SEVENZIP, off, len(data) - off, Proof.STRUCTURE, truncated=True)
         nh = bytes(data[end - nh_size : end])
         if zlib.crc32(nh) != nh_crc:
-            return Verified(Format.SEVENZIP, off, end - off, Proof.STRUCTURE, checksum=Checksum.BAD)
+            return None  # the start header points at bytes that are not its next header
         encrypted = AES_CODER in nh
         names: list[str] = []
         inner = 0

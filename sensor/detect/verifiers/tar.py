@@ -40,6 +40,8 @@ class TarVerifier:
             while end < min(record_end, len(data)) and bytes(data[end : end + BLOCK]) == ZERO:
                 end += BLOCK
         elif not walker.ok:
+            if walker.headers < 2:
+                return None  # one header followed by garbage: a lone 512-byte accident, not an archive
             end = off + walker.position - BLOCK  # stop before the header that failed
         size = parse_size(first[124:136]) or 0
         data_head = bytes(data[off + BLOCK : off + BLOCK + min(size, ctx.limits.inner_head)])
@@ -47,9 +49,9 @@ class TarVerifier:
             format=Format.TAR,
             offset=off,
             length=end - off,
-            proof=Proof.CHECKSUM,
-            truncated=not walker.done,
-            checksum=Checksum.OK if walker.ok else Checksum.BAD,
+            proof=Proof.STRUCTURE,  # header checksums are structure: tar has no check over the data
+            truncated=not (walker.done and walker.ok),
+            checksum=Checksum.NONE,
             compressed=False,
             head=data_head or None,
             inner_size=walker.sizes,

@@ -18,6 +18,7 @@ EOCD = b"PK\x05\x06"
 EOCD64 = b"PK\x06\x06"
 LOCATOR64 = b"PK\x06\x07"
 DESCRIPTOR = b"PK\x07\x08"
+NEXT_RECORDS = (LOCAL, CENTRAL, DESCRIPTOR, EOCD, EOCD64)
 METHODS = {0, 1, 6, 8, 9, 12, 14, 19, 93, 95, 96, 97, 98, 99}
 AES_STRENGTH = {1: "AES-128", 2: "AES-192", 3: "AES-256"}
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -132,6 +133,7 @@ class ZipVerifier:
         names: list[str] = []
         limits: list[LimitHit] = []
         counts = {s: 0 for s in Status}
+        vouched = 0
         pos, entries, inner = off, 0, 0
         encrypted, all_stored, aes = False, True, None
         head: bytes | None = None
@@ -158,14 +160,18 @@ class ZipVerifier:
                 pos = len(data)
                 break
             pos = self._skip_descriptor(data, check.end) if e.flags & 8 else check.end
+            if check.status is Status.OPAQUE and (e.aes or bytes(data[pos : pos + 4]) in NEXT_RECORDS):
+                vouched += 1  # an undecodable entry whose size lands exactly on the next record
         if entries == 0:
             return None
         end = self._central_end(data, pos)
         complete = end is not None and not counts[Status.CUT]
         if counts[Status.OK]:
             proof = Proof.CHECKSUM
-        elif counts[Status.OPAQUE] or complete:
-            proof = Proof.STRUCTURE  # encrypted entries, or a central directory that closes the walk
+        elif vouched or complete:
+            # encrypted entries whose sizes chain to the next record (or carry the AES record), or
+            # a central directory that closes the walk: a lone plausible header is not enough
+            proof = Proof.STRUCTURE
         elif counts[Status.CUT] and head and len(head) >= 4096:
             proof = Proof.OBJECT_END
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import zstandard
@@ -15,42 +16,55 @@ MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_BLOCK = 128 * 1024
 
 
-def walk_frame(data: Buffer, off: int) -> tuple[list[int], int, bool, bool] | None:
-    """Block boundaries of the frame at `off`: (cut points, end, complete, checksum flag), or None."""
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A walked frame: block cut points, its end, whether it is whole, and its header's promises."""
+
+    cuts: list[int]
+    end: int
+    complete: bool
+    checksum: bool
+    content_size: int | None
+
+
+def walk_frame(data: Buffer, off: int) -> Frame | None:
+    """Walk the frame header and block headers at `off` without decoding; None if they are invalid."""
     h = bytes(data[off : off + 18])
     if len(h) < 6 or h[:4] != MAGIC or h[4] & 0x08:
         return None
     fhd = h[4]
     single = bool(fhd & 0x20)
-    pos = 5
-    if not single:
-        pos += 1
-    pos += (0, 1, 2, 4)[fhd & 3]
-    fcs = fhd >> 6
-    pos += (1 if single else 0, 2, 4, 8)[fcs]
-    pos += off
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+    fcs_len = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    if len(h) < pos + fcs_len:
+        return None
+    content_size = int.from_bytes(h[pos : pos + fcs_len], "little") if fcs_len else None
+    if fcs_len == 2:
+        content_size += 256  # type: ignore[operator]  # the 2-byte form is stored minus 256
+    pos += fcs_len + off
+    has_checksum = bool(fhd & 4)
     cuts = [pos]
     n = len(data)
     while True:
         bh = bytes(data[pos : pos + 3])
         if len(bh) < 3:
-            return cuts, n, False, bool(fhd & 4)
+            return Frame(cuts, n, False, has_checksum, content_size)
         v = int.from_bytes(bh, "little")
         last, btype, size = v & 1, (v >> 1) & 3, v >> 3
         if btype == 3 or size > MAX_BLOCK:
             return None
         pos += 3 + (1 if btype == 1 else size)
         if pos > n:
-            return cuts, n, False, bool(fhd & 4)
+            return Frame(cuts, n, False, has_checksum, content_size)
         cuts.append(pos)
         if last:
             break
-    if fhd & 4:
+    if has_checksum:
         pos += 4
         if pos > n:
-            return cuts, n, False, True
+            return Frame(cuts, n, False, True, content_size)
         cuts.append(pos)
-    return cuts, pos, True, bool(fhd & 4)
+    return Frame(cuts, pos, True, has_checksum, content_size)
 
 
 @verifiers.register(Format.ZSTD)
@@ -61,10 +75,10 @@ class ZstdVerifier:
 
     def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
         off = cand.offset
-        walked = walk_frame(data, off)
-        if walked is None:
+        frame = walk_frame(data, off)
+        if frame is None:
             return None
-        cuts, end, complete, has_checksum = walked
+        cuts, end, complete, has_checksum = frame.cuts, frame.end, frame.complete, frame.checksum
         walker = TarWalker(ctx.limits.max_names)
         observers = (walker.feed,)
         distinct: set[int] = set()
@@ -92,7 +106,9 @@ class ZstdVerifier:
         plausible = meter.output >= 64 and ratio >= MIN_RATIO and len(distinct) > 1
         if eof and has_checksum:
             proof, checksum, truncated = Proof.CHECKSUM, Checksum.OK, False
-        elif eof and plausible:
+        elif eof and (plausible or (frame.content_size is not None and frame.content_size == meter.output > 0)):
+            # without a checksum: real compression, or the declared content size met exactly (up to
+            # 64 bits more than the block walk), which carries stored incompressible data too
             proof, checksum, truncated = Proof.STREAM_END, Checksum.NONE, False
         elif hit is not None and meter.output >= 1 << 20:
             proof, checksum, truncated = Proof.OUTPUT, Checksum.NONE, False
