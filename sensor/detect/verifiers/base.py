@@ -58,6 +58,33 @@ class Verifier(Protocol):
 verifiers: Registry[type] = Registry("verifier")
 
 
+def stream_member(
+    fmt: Format,
+    offset: int,
+    length: int,
+    verdict: tuple[Proof, Checksum, bool],
+    dec: Decoded,
+    names: list[str],
+    **header: str | int | None,
+) -> Verified:
+    """A decoded stream's Verified: bounds, verdict, what the decode saw, and header facts."""
+    proof, checksum, truncated = verdict
+    return Verified(
+        format=fmt,
+        offset=offset,
+        length=length,
+        proof=proof,
+        truncated=truncated,
+        checksum=checksum,
+        head=dec.head,
+        inner_size=dec.output,
+        inner_complete=dec.eof,
+        names=names,
+        limits=[dec.limit] if dec.limit else [],
+        **header,  # type: ignore[arg-type]
+    )
+
+
 def judge_stream(dec: Decoded, check: bool | None, has_check: bool = True) -> tuple[Proof, Checksum, bool] | None:
     """SIGNATURES.md §0 rule 5 for decoded streams: (proof, checksum, truncated) or None.
 

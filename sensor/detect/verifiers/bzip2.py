@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, verifiers
+from sensor.detect.verifiers.base import Context, Verified, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 BLOCK_MAGIC = b"\x31\x41\x59\x26\x53\x59"
@@ -39,17 +39,12 @@ class Bzip2Verifier:
             proof, checksum, truncated = Proof.STRUCTURE, Checksum.NONE, True
         else:
             return None
-        return Verified(
-            format=Format.BZIP2,
-            offset=off,
-            length=dec.consumed,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.BZIP2,
+            off,
+            dec.consumed,
+            (proof, checksum, truncated),
+            dec,
+            walker.names,
             detail=f"block size {h[3] - 0x30}00k",
         )

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 DOTNET_RULE = "dotnet_legacy_deflate"
@@ -43,17 +43,12 @@ class DeflateVerifier:
             if verdict is None:
                 return None
             proof, checksum, truncated = verdict
-        return Verified(
-            format=Format.DEFLATE,
-            offset=off,
-            length=end - off,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.DEFLATE,
+            off,
+            end - off,
+            (proof, checksum, truncated),
+            dec,
+            walker.names,
             writer="legacy .NET DeflateStream" if dotnet else None,
         )

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 FTEXT, FHCRC, FEXTRA, FNAME, FCOMMENT = 1, 2, 4, 8, 16
@@ -97,20 +97,14 @@ class GzipVerifier:
         verdict = judge_stream(dec, check)
         if verdict is None:
             return None
-        proof, checksum, truncated = verdict
         flg = bytes(data[off + 3 : off + 4])[0]
-        return Verified(
-            format=Format.GZIP,
-            offset=off,
-            length=end - off,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.GZIP,
+            off,
+            end - off,
+            verdict,
+            dec,
+            walker.names,
             stored_name=name,
             header_mtime=mtime or None,
             writer=writer_of(flg, name, mtime, xfl, os_),

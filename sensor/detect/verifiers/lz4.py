@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 
@@ -37,17 +37,11 @@ class Lz4Verifier:
             verdict = judge_stream(dec, None, has_check=False)
         if verdict is None:
             return None
-        proof, checksum, truncated = verdict
-        return Verified(
-            format=Format.LZ4,
-            offset=off,
-            length=dec.consumed,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.LZ4,
+            off,
+            dec.consumed,
+            verdict,
+            dec,
+            walker.names,
         )

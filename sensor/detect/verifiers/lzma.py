@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 UNKNOWN_SIZE = (1 << 64) - 1
@@ -42,19 +42,13 @@ class LzmaVerifier:
         verdict = judge_stream(dec, None, has_check=False)
         if verdict is None or (dec.eof and size == UNKNOWN_SIZE and dec.output == 0):
             return None
-        proof, checksum, truncated = verdict
         lc, rest = h[0] % 9, h[0] // 9
-        return Verified(
-            format=Format.LZMA,
-            offset=off,
-            length=dec.consumed,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.LZMA,
+            off,
+            dec.consumed,
+            verdict,
+            dec,
+            walker.names,
             detail=f"lc{lc} lp{rest % 5} pb{rest // 5}, dictionary {dictionary}",
         )

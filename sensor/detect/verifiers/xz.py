@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 MAGIC = b"\xfd7zXZ\x00"
@@ -53,17 +53,12 @@ class XzVerifier:
                     return None
                 verdict = (Proof.STRUCTURE, Checksum.NONE, dec.data_ended)
             proof, checksum, truncated = verdict
-        return Verified(
-            format=Format.XZ,
-            offset=off,
-            length=dec.consumed,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.XZ,
+            off,
+            dec.consumed,
+            (proof, checksum, truncated),
+            dec,
+            walker.names,
             detail=f"check {CHECKS[h[7]]}",
         )

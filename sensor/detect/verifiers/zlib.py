@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, verifiers
+from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 FLEVEL = {0: "fastest", 1: "fast", 2: "default", 3: "maximum"}
@@ -49,18 +49,12 @@ class ZlibVerifier:
         verdict = judge_stream(dec, check)
         if verdict is None:
             return None
-        proof, checksum, truncated = verdict
-        return Verified(
-            format=Format.ZLIB,
-            offset=off,
-            length=end - off,
-            proof=proof,
-            truncated=truncated,
-            checksum=checksum,
-            head=dec.head,
-            inner_size=dec.output,
-            inner_complete=dec.eof,
-            names=walker.names,
-            limits=[dec.limit] if dec.limit else [],
+        return stream_member(
+            Format.ZLIB,
+            off,
+            end - off,
+            verdict,
+            dec,
+            walker.names,
             detail=f"window {1 << ((cmf >> 4) + 8)}, level {FLEVEL[flg >> 6]}",
         )
