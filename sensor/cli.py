@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -75,7 +76,13 @@ def setup_logging(debug: bool, quiet: bool) -> None:
     logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}", backtrace=debug, diagnose=False)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a scan like Ctrl-C: sinks are closed and the run is recorded before exit."""
+    raise KeyboardInterrupt
+
+
 def cmd_scan(a: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     settings = load_settings(
         a.config, engine=a.engine, host=a.host, host_from_path=a.host_from_path, observer=a.observer
     )

@@ -150,3 +150,29 @@ def test_unreadable_file_without_privileges(tmp_path):
     assert found == [str(readable)]
     assert f"{locked}: permission denied" in proc.stderr
     assert f"{closed_dir}: permission denied, skipped" in proc.stderr
+
+
+def test_sigterm_keeps_what_was_found(tmp_path):
+    """A scan stopped by SIGTERM has written its findings and closed its run in the store."""
+    import signal
+    import time
+
+    root = tmp_path / "many"
+    put(root / "tmp" / "0.gz", b.gzip_plain(TEXT))
+    # files dense with zlib-like headers: each takes a while to verify, so the scan is still busy
+    dense = b"".join(b"\x78\x9c" + bytes([c | 1]) for c in b.random_bytes(30_000, seed=1))
+    for i in range(1, 300):
+        put(root / "tmp" / f"{i:03d}.bin", dense)
+    out, db = tmp_path / "f.jsonl", tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "sensor", "-q", "scan", str(root), "--db", str(db), "--jsonl", str(out)]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).parents[1])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert len(records(out)) == 1
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from findings").fetchone() == (1,)
+    assert con.execute("select status from runs").fetchone() == ("interrupted",)
+    con.close()
