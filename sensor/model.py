@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # Anything the detector can slice: bytes for small objects, mmap/memoryview for big files.
 Buffer = bytes | bytearray | memoryview
@@ -64,6 +65,32 @@ class Limit(StrEnum):
     CANDIDATES = "candidates"
     ENTRIES = "entries"
     ENCODED_BYTES = "encoded_bytes"
+
+
+class Packet(NamedTuple):
+    """One captured frame, as read from a capture file or a live socket."""
+
+    ts: float
+    linktype: int  # LINKTYPE_* of the frame's interface
+    data: bytes
+    index: int  # record number in the capture (1-based): the packet number analysts see
+    wirelen: int  # length on the wire; larger than len(data) when the snaplen cut it
+    source: str  # capture file (or interface)
+
+
+class Segment(NamedTuple):
+    """A decoded TCP segment or UDP datagram (IP fragments already reassembled)."""
+
+    ts: float
+    index: int  # packet number of the (last) frame that carried it
+    src: bytes  # 4 or 16 address bytes
+    dst: bytes
+    sport: int
+    dport: int
+    proto: int  # 6 TCP, 17 UDP
+    seq: int  # TCP sequence number (0 for UDP)
+    flags: int  # TCP flags byte (0 for UDP)
+    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)

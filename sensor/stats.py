@@ -23,6 +23,14 @@ class RunStats:
     limits: Counter[str] = field(default_factory=Counter)  # by Limit name
     skipped: Counter[str] = field(default_factory=Counter)  # inputs skipped, by reason
     errors: Counter[str] = field(default_factory=Counter)  # by error kind
+    # network input: what an analyst checks before trusting a result
+    captures: int = 0
+    packets: int = 0
+    packet_bytes: int = 0
+    truncated_records: int = 0  # captures cut off mid-record
+    snapped: int = 0  # frames shorter on disk than on the wire (snaplen)
+    undecoded: Counter[str] = field(default_factory=Counter)  # frames not decoded, by reason
+    net: Counter[str] = field(default_factory=Counter)  # flows, streams, gaps, overlaps, evictions...
 
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1
@@ -41,4 +49,11 @@ class RunStats:
             "limits": dict(self.limits),
             "skipped": dict(self.skipped),
             "errors": dict(self.errors),
+            "captures": self.captures,
+            "packets": self.packets,
+            "packet_bytes": self.packet_bytes,
+            "truncated_records": self.truncated_records,
+            "snapped": self.snapped,
+            "undecoded": dict(self.undecoded),
+            "net": dict(self.net),
         }
