@@ -15,11 +15,13 @@ from sensor import __version__
 from sensor.config import load_settings
 from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
+from sensor.flow.direction import HomeNet
+from sensor.model import Finding, FlowRecord
 from sensor.output import console
-from sensor.output.ecs import finding_record
+from sensor.output.ecs import finding_record, flow_record
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
-from sensor.pipeline import scan_paths
+from sensor.pipeline import Job, scan_inputs, scan_parallel
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+    s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
+    s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
+    s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
 
     f = sub.add_parser("findings", help="query the findings store")
     f.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
@@ -83,29 +89,42 @@ def _terminate(signum: int, frame: object) -> None:
 
 def cmd_scan(a: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    if a.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    home_net = tuple(a.home_net.split(",")) if a.home_net else None
     settings = load_settings(
-        a.config, engine=a.engine, host=a.host, host_from_path=a.host_from_path, observer=a.observer
+        a.config,
+        engine=a.engine,
+        host=a.host,
+        host_from_path=a.host_from_path,
+        observer=a.observer,
+        home_net=home_net,
     )
+    HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
     sinks: list[Any] = []
     store = None
     if a.jsonl:
         sinks.append(JsonlSink(a.jsonl))
+    if a.flows:
+        sinks.append(JsonlSink(a.flows, FlowRecord))
     run_id = None
     if not a.no_db:
         store = FindingStore(a.db)
         run_id = store.begin_run(settings.observer, sys.argv)
-        sinks.append(StoreSink(store, run_id))
+        sinks.append(StoreSink(store, run_id, settings.observer))
     shown: list[dict[str, Any]] = []
     started = time.monotonic()
     status = "ok"
     try:
-        with console.ScanProgress(enabled=None if not a.quiet else False) as progress:
-            for finding in scan_paths(a.paths, settings, stats, progress):
-                record = finding_record(finding)
+        job = Job(tuple(a.paths), settings, a.as_kind)
+        with console.ScanProgress(enabled=None if not a.quiet and a.workers == 1 else False) as progress:
+            results = scan_parallel(job, a.workers, stats) if a.workers > 1 else scan_inputs(job, stats, progress)
+            for item in results:
+                record = finding_record(item) if isinstance(item, Finding) else flow_record(item)
                 for sink in sinks:
-                    sink.write(finding, record)
-                if not a.quiet and a.jsonl != "-":
+                    sink.write(item, record)
+                if isinstance(item, Finding) and not a.quiet and a.jsonl != "-":
                     shown.append(record)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -122,7 +141,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
             console.out.print(console.findings_table(shown))
         stored = next((s.inserted for s in sinks if isinstance(s, StoreSink)), None)
         console.err.print(console.summary_table(stats, elapsed, stored))
-    if stats.files == 0:
+    if stats.files == 0 and stats.packets == 0:
         logger.error("nothing could be processed")
         return EXIT_NOTHING
     return EXIT_OK

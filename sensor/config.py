@@ -67,6 +67,11 @@ class Limits:
     overlap: int = 4 * KiB  # window overlap (longest pattern, tar's 257+8 included)
     candidate_flood: int = 20_000  # candidates per window before the rest are skipped
     yara_timeout: int = 60  # seconds per window
+    stream_depth: int = 16 * MiB  # bytes kept per TCP direction (Suricata's stream.reassembly.depth)
+    memcap: int = 256 * MiB  # bytes buffered by all streams before the oldest flows are evicted
+    max_pending: int = 4 * MiB  # out-of-order bytes held behind a hole before it is declared a gap
+    flow_timeout: float = 300.0  # seconds of capture time without a packet before a flow is closed
+    max_fragments: int = 4096  # IP fragments buffered for reassembly, all datagrams together
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class Settings:
     host: str | None = None  # --host
     host_from_path: str | None = None  # --host-from-path REGEX (group 1 or 'host')
     sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
+    home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
     rules_dir: Path | None = None  # defaults to the bundled signatures/
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
 
@@ -103,8 +109,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     unknown = set(data) - setting_keys
     if unknown:
         raise ConfigError(str(config), f"unknown keys: {', '.join(sorted(unknown))}")
-    if "sensitive_names" in data:
-        data["sensitive_names"] = tuple(data["sensitive_names"])
+    for key in ("sensitive_names", "home_net"):
+        if key in data:
+            data[key] = tuple(data[key])
     for key in ("rules_dir", "cache_dir"):
         if key in data:
             data[key] = Path(data[key])

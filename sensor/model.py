@@ -114,7 +114,26 @@ class FileOrigin:
     root: str  # the PATH argument the file was found under (`stagewatch.source.path`)
 
 
-Origin = FileOrigin  # NetworkOrigin joins this union with the network issue.
+@dataclass(frozen=True, slots=True)
+class NetworkOrigin:
+    """Bytes of one direction of a flow: `src` sent them to `dst` (ECS source/destination)."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str  # "tcp" | "udp"
+    direction: str  # ECS network.direction of these bytes: outbound, inbound, internal, external
+    community_id: str
+    flow_start: float  # the flow's first packet
+    ts: float  # capture time of the packet carrying the member's first byte (set per finding)
+    packet: int  # that packet's number in the capture
+    source: str  # capture file or interface
+    client_to_server: bool  # these bytes go from the connection's initiator to its responder
+    protocol: str | None = None  # application protocol where known
+
+
+Origin = FileOrigin | NetworkOrigin
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +193,7 @@ class Member:
 class Container:
     """The object a member was found in (`stagewatch.container`)."""
 
-    sha256: str
+    sha256: str | None  # None for a TCP stream, which is never held whole
     size: int
     mime_type: str | None
 
@@ -197,3 +216,30 @@ class Finding:
     rule: str
     sensitive: tuple[str, ...]
     reasons: tuple[str, ...]  # why this kind and severity (`stagewatch.reasons`)
+    object_index: int = 0  # the object's number in its stream direction (a gap starts a new one)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """One flow as Zeek's conn.log has it: who talked to whom, how much, and how it ended."""
+
+    community_id: str
+    transport: str
+    src: str  # the initiator (client)
+    sport: int
+    dst: str  # the responder (server)
+    dport: int
+    direction: str  # ECS network.direction of the initiator's bytes
+    start: float
+    end: float
+    packets: tuple[int, int]  # client->server, server->client
+    bytes: tuple[int, int]  # payload bytes, same order
+    gaps: int
+    gap_bytes: int
+    overlaps: int
+    overlap_conflicts: int
+    end_reason: str
+    mid_stream: bool  # picked up without a handshake
+    depth_hit: bool
+    sni: str | None
+    source: str

@@ -1,21 +1,149 @@
-"""Composition root: builds the detector and sources from Settings; shared by the CLI and the API."""
+"""Composition root: builds sources, detector and scanners from Settings; shared by the CLI and the API.
+
+Each PATH (or file found under a folder) is classified by its first bytes: a capture (pcap,
+pcapng, or either gzip-compressed) goes to the network scanner, anything else is a staged file,
+unless `as_kind="file"` says to scan captures as files too.
+"""
 
 from __future__ import annotations
 
 import mmap
+import multiprocessing as mp
+import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from loguru import logger
 
+from sensor.capture.pcapfile import is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
 from sensor.errors import InputError
-from sensor.model import Finding
+from sensor.model import Finding, FlowRecord
+from sensor.netscan import NetScanner
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
 from sensor.stats import RunStats
 
 Progress = Callable[[str, int], None]
+Result = Finding | FlowRecord
+BATCH = 64  # results per message from a worker process
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What one process scans: the inputs, how, and which share of flows and files is its own."""
+
+    paths: tuple[str, ...]
+    settings: Settings
+    as_kind: str | None = None  # "file": captures are scanned as staged files
+    shard: tuple[int, int] = (0, 1)
+
+
+def _head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(64)
+    except OSError:
+        return b""  # read_file reports the problem in its own words
+
+
+def scan_inputs(job: Job, stats: RunStats, progress: Progress | None = None) -> Iterator[Result]:
+    """Findings and ended flows from every input of the job, as they come."""
+    settings = job.settings
+    detector = Detector(settings, stats)
+    namer = HostNamer(settings.host, settings.host_from_path)
+    net: NetScanner | None = None
+    mine, shards = job.shard
+    for root in job.paths:
+        for path, st in walk(root, stats):
+            if job.as_kind != "file" and is_capture(_head(path)):
+                net = net or NetScanner(settings, detector, stats, job.shard)
+                try:
+                    yield from net.scan(path)
+                except InputError as e:
+                    stats.errors["capture"] += 1
+                    logger.error("{}", e)
+                if progress is not None:
+                    progress(path, st.st_size)
+                continue
+            if shards > 1 and zlib.crc32(path.encode("utf-8", "surrogateescape")) % shards != mine:
+                continue
+            yield from _scan_file(path, root, namer(path), detector, stats)
+            if progress is not None:
+                progress(path, st.st_size)
+    if net is not None:
+        yield from net.finish()
+
+
+def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunStats) -> Iterator[Finding]:
+    try:
+        obj = read_file(path, root, host)
+    except InputError as e:
+        stats.skipped[e.reason] += 1
+        logger.warning("{}", e)
+        return
+    stats.files += 1
+    stats.bytes += obj.origin.size
+    try:
+        yield from detector.scan(obj)
+    except Exception as e:  # the boundary for one file: log where, count, go on
+        stats.errors["scan"] += 1
+        logger.opt(exception=e).debug("traceback")
+        logger.error("{}: internal error while scanning: {}: {}", path, type(e).__name__, e)
+    finally:
+        if isinstance(obj.data, mmap.mmap):
+            obj.data.close()
+
+
+def _worker(job: Job, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    stats = RunStats()
+    batch: list[Result] = []
+    try:
+        for result in scan_inputs(job, stats):
+            batch.append(result)
+            if len(batch) >= BATCH:
+                queue.put(("results", batch))
+                batch = []
+        queue.put(("results", batch))
+        queue.put(("done", stats))
+    except BaseException as e:  # reported to the parent, which owns the one-line error
+        queue.put(("results", batch))
+        queue.put(("failed", f"worker {job.shard[0]}: {type(e).__name__}: {e}", stats))
+
+
+def scan_parallel(job: Job, workers: int, stats: RunStats, progress: Progress | None = None) -> Iterator[Result]:
+    """`workers` processes, each reading every input and keeping its share of IP pairs and files.
+
+    The set of findings equals a one-process run's: a flow lives wholly in the process its IP pair
+    hashes to, and event.id does not depend on which process found it.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue(maxsize=256)
+    procs = [
+        ctx.Process(target=_worker, args=(Job(job.paths, job.settings, job.as_kind, (i, workers)), queue), daemon=True)
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    running = workers
+    try:
+        while running:
+            kind, *payload = queue.get()
+            if kind == "results":
+                yield from payload[0]
+                continue
+            running -= 1
+            stats.merge(payload[-1])
+            if kind == "failed":
+                stats.errors["worker"] += 1
+                logger.error("{}", payload[0])
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
 
 
 def scan_paths(
@@ -23,35 +151,20 @@ def scan_paths(
     settings: Settings | None = None,
     stats: RunStats | None = None,
     progress: Progress | None = None,
-    detector: Detector | None = None,
+    workers: int = 1,
+    as_kind: str | None = None,
 ) -> Iterator[Finding]:
-    """Scan staged files and folders; yields findings as they are verified.
+    """Scan captures, staged files and folders; yields findings as they are verified.
 
     Bad inputs are logged in one line each and counted in `stats`; the scan goes on.
     """
-    settings = settings or Settings()
+    job = Job(tuple(paths), settings or Settings(), as_kind)
     stats = stats if stats is not None else RunStats()
-    detector = detector or Detector(settings, stats)
-    detector.stats = stats
-    namer = HostNamer(settings.host, settings.host_from_path)
-    for root in paths:
-        for path, _st in walk(root, stats):
-            try:
-                obj = read_file(path, root, namer(path))
-            except InputError as e:
-                stats.skipped[e.reason] += 1
-                logger.warning("{}", e)
-                continue
-            stats.files += 1
-            stats.bytes += len(obj.data)
-            try:
-                yield from detector.scan(obj)
-            except Exception as e:  # the boundary for one file: log where, count, go on
-                stats.errors["scan"] += 1
-                logger.opt(exception=e).debug("traceback")
-                logger.error("{}: internal error while scanning: {}: {}", path, type(e).__name__, e)
-            finally:
-                if isinstance(obj.data, mmap.mmap):
-                    obj.data.close()
-            if progress is not None:
-                progress(path, obj.origin.size)
+    results = scan_parallel(job, workers, stats) if workers > 1 else scan_inputs(job, stats, progress)
+    for r in results:
+        if isinstance(r, Finding):
+            yield r
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -35,6 +35,15 @@ class RunStats:
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1
 
+    def merge(self, other: RunStats) -> None:
+        """Add another process's counts to these."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if isinstance(value, Counter):
+                mine.update(value)
+            else:
+                setattr(self, name, mine + value)
+
     def as_dict(self) -> dict[str, object]:
         """Plain form for the store and --jsonl run records."""
         return {

@@ -187,3 +187,12 @@ def test_base64_offset_after_a_text_line(detector):
     text = b"Content-Type: application/octet-stream\r\nSee the attached sentence\n" + body
     (f,) = scan(detector, text, "mail.eml")
     assert f.encoding_offset == text.index(body[:8])
+
+
+def test_zip_entry_whose_size_runs_past_the_data_ends_quickly(detector):
+    member = b.zip_archive({"a.txt": b.sample_text(50_000, seed=3)})
+    cut = member[: len(member) // 3]  # csize says more than the data holds
+    t0 = time.monotonic()
+    findings = scan(detector, cut)
+    assert time.monotonic() - t0 < 5
+    assert [f.member.truncated for f in findings] == [True]

@@ -145,7 +145,7 @@ def run(
     end: int | None = None,
 ) -> Decoded:
     """Decode data[start:end] with `codec` until its end of stream, an error, a cap or the data's end."""
-    stop = len(data) if end is None else end
+    stop = len(data) if end is None else min(end, len(data))
     meter = Meter(limits, where, observers)
     pos, fed, first = start, 0, True
     error: str | None = None

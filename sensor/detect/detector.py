@@ -28,6 +28,7 @@ from sensor.model import (
     Limit,
     LimitHit,
     Member,
+    Origin,
 )
 from sensor.policy import SensitiveNames
 from sensor.stats import RunStats
@@ -69,7 +70,7 @@ class Hint:
     offset: int
 
 
-class _Root:
+class Root:
     """The outermost object: container hash, size and type, computed once and only if needed."""
 
     def __init__(self, obj: ContentObject) -> None:
@@ -120,15 +121,22 @@ class Detector:
     def scan(self, obj: ContentObject) -> Iterator[Finding]:
         """Every verified member of `obj` (and of base64/hex runs inside it), in offset order."""
         self.stats.objects += 1
-        yield from self._scan(obj, _Root(obj), 0)
+        yield from self.scan_object(obj, Root(obj), 0)
 
     # -- candidates -------------------------------------------------------------------------
     def _where(self, obj: ContentObject) -> str:
-        path = obj.origin.path if isinstance(obj.origin, FileOrigin) else "object"
-        return path + "".join(f" [{layer}@{obj.layer_offset}]" for layer in obj.layers)
+        o = obj.origin
+        if isinstance(o, FileOrigin):
+            place = o.path
+        else:
+            place = f"{o.source}: {o.transport} {o.src}:{o.sport} > {o.dst}:{o.dport} object {obj.index}"
+        return place + "".join(f" [{layer}@{obj.layer_offset}]" for layer in obj.layers)
 
-    def candidates(self, data: Buffer, where: str) -> tuple[list[Candidate], list[Hint]]:
-        """YARA over 1 MiB windows (libyara stops recording a string after 1M hits, SIGNATURES.md §6.2)."""
+    def candidates(self, data: Buffer, where: str, at_start: bool = True) -> tuple[list[Candidate], list[Hint]]:
+        """YARA over 1 MiB windows (libyara stops recording a string after 1M hits, SIGNATURES.md §6.2).
+
+        `at_start`: `data` begins at an object's start, so the anchored (object-start) rules apply.
+        """
         lim = self.limits
         n = len(data)
         view = memoryview(data)
@@ -184,7 +192,7 @@ class Detector:
             if end == n:
                 break
             pos = end - lim.overlap
-        for rule in self.engine.scan_head(bytes(view[:HEAD])):
+        for rule in self.engine.scan_head(bytes(view[:HEAD])) if at_start else ():
             m = meta[rule]
             if (m.format, 0) not in seen:
                 cands.append(Candidate(rule, m.format, 0))  # type: ignore[arg-type]
@@ -193,7 +201,8 @@ class Detector:
         return cands, hints
 
     # -- scan -------------------------------------------------------------------------------
-    def _scan(self, obj: ContentObject, root: _Root, depth: int) -> Iterator[Finding]:
+    def scan_object(self, obj: ContentObject, root: Root, depth: int) -> Iterator[Finding]:
+        """Candidates, verification and hints for one whole object (a file, or a decoded layer)."""
         data = obj.data
         where = self._where(obj)
         cands, hints = self.candidates(data, where)
@@ -203,23 +212,36 @@ class Detector:
         for cand in cands:
             if cand.offset < covered:
                 continue
-            v = self._verify(data, cand, ctx)
+            v = self.verify(data, cand, ctx)
             if v is not None:
                 covered = v.offset + max(v.length, 1)
                 spans.append((v.offset, covered))
-                yield self._finding(obj, root, cand, v)
+                yield self.finding(obj, root, cand, v)
         if not spans and len(data):
             # raw deflate has no magic: tried at the object's start when nothing else matched
-            v = self._verify(data, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), ctx, count=False)
+            v = self.verify(data, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), ctx, count=False)
             if v is not None:
+                self.tally(Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
                 spans.append((0, v.length))
-                yield self._finding(obj, root, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
-        yield from self._hints(obj, root, depth, hints, spans, where)
+                yield self.finding(obj, root, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
+        yield from self.hints(obj, root, depth, hints, spans, where)
 
-    def _hints(
-        self, obj: ContentObject, root: _Root, depth: int, hints: list[Hint], spans: list[tuple[int, int]], where: str
+    def hints(
+        self,
+        obj: ContentObject,
+        root: Root,
+        depth: int,
+        hints: list[Hint],
+        spans: list[tuple[int, int]],
+        where: str,
+        offset_base: int = 0,
+        done: list[tuple[int, int]] | None = None,
     ) -> Iterator[Finding]:
-        done: list[tuple[int, int]] = []
+        """Decode the runs around hints not inside a verified member and scan what comes out.
+
+        `done` collects the decoded runs (sorted), so a caller can drop later hints inside them.
+        """
+        done = [] if done is None else done
         for hint in hints:
             if _inside(spans, hint.offset) or _inside(done, hint.offset):
                 continue
@@ -253,39 +275,58 @@ class Detector:
                     truncated=obj.truncated or peeled.capped,
                     layers=obj.layers + (peeled.layer,),
                     index=obj.index,
-                    layer_offset=peeled.start if obj.layer_offset is None else obj.layer_offset,
+                    layer_offset=offset_base + peeled.start if obj.layer_offset is None else obj.layer_offset,
                 )
-                found = list(self._scan(child, root, depth + 1))
+                found = list(self.scan_object(child, root, depth + 1))
                 yield from found
                 if found:
                     break
 
-    def _verify(self, data: Buffer, cand: Candidate, ctx: Context, count: bool = True) -> Verified | None:
-        fmt = str(cand.format)
-        if count:
-            self.stats.candidates[fmt] += 1
+    def verify(self, data: Buffer, cand: Candidate, ctx: Context, count: bool = True) -> Verified | None:
+        """Run the candidate's verifier, isolated: a crash is logged with its location and counted.
+
+        `count=False` leaves the statistics alone (a retry, or a speculative raw-deflate try);
+        `self.tally` counts the outcome instead.
+        """
         try:
             v = self.verifiers[cand.format].verify(data, cand, ctx)
         except Exception as e:  # one broken candidate must not end the object's scan
             self.stats.errors["verifier"] += 1
-            logger.error("{}: offset {}: {} verifier failed: {}: {}", ctx.where, cand.offset, fmt, type(e).__name__, e)
-            return None
+            logger.error(
+                "{}: offset {}: {} verifier failed: {}: {}", ctx.where, cand.offset, cand.format, type(e).__name__, e
+            )
+            v = None
+        if count:
+            self.tally(cand, v)
+        return v
+
+    def tally(self, cand: Candidate, v: Verified | None) -> None:
+        """Count one decided candidate: candidates, verified or rejected, and the limits it hit."""
+        fmt = str(cand.format)
+        self.stats.candidates[fmt] += 1
         if v is None:
-            if count:
-                self.stats.rejected[fmt] += 1
-            return None
+            self.stats.rejected[fmt] += 1
+            return
         self.stats.verified[fmt] += 1
         for hit in v.limits:
             self.stats.limit(hit)
-        return v
 
     # -- findings ---------------------------------------------------------------------------
-    def _finding(self, obj: ContentObject, root: _Root, cand: Candidate, v: Verified) -> Finding:
+    def finding(
+        self,
+        obj: ContentObject,
+        root: Root,
+        cand: Candidate,
+        v: Verified,
+        origin: Origin | None = None,
+        offset_base: int = 0,
+    ) -> Finding:
+        """Hash, type, judge and identify a verified member; `origin` overrides the object's (stream offsets)."""
         names = tuple(v.names)
         mime = inner.mime_of(v.head)
         member = Member(
             format=v.format,
-            offset=v.offset,
+            offset=v.offset + offset_base,
             length=v.length,
             sha256=sha256_of(obj.data, v.offset, v.length),
             truncated=v.truncated,
@@ -306,8 +347,11 @@ class Detector:
         j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers)
         if document:
             container = replace(container, mime_type=document)
-        origin = obj.origin
-        where = origin.path if isinstance(origin, FileOrigin) else ""
+        origin = origin or obj.origin
+        if isinstance(origin, FileOrigin):
+            where = origin.path
+        else:
+            where = f"{origin.community_id}|{int(origin.flow_start * 1e6)}|{int(origin.client_to_server)}"
         key = "\x1f".join(
             [
                 self.settings.observer,
@@ -325,7 +369,7 @@ class Detector:
             self.stats.alerts += 1
         return Finding(
             event_id=str(uuid.uuid5(EVENT_NS, key)),
-            timestamp=origin.mtime if isinstance(origin, FileOrigin) else time.time(),
+            timestamp=origin.mtime if isinstance(origin, FileOrigin) else origin.ts,
             created=time.time(),
             observer=self.settings.observer,
             origin=origin,
@@ -338,4 +382,5 @@ class Detector:
             rule=cand.rule,
             sensitive=sensitive,
             reasons=j.reasons,
+            object_index=obj.index,
         )

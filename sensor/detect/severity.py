@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from sensor.model import FileOrigin, Format, Kind, Member, Origin
+from sensor.model import FileOrigin, Format, Kind, Member, NetworkOrigin, Origin
 from sensor.policy import is_log_path, is_staging_path
 
 # Container types whose insides are compressed as a matter of course (SIGNATURES.md §3 end).
@@ -117,6 +117,14 @@ def judge(
     if not member.compressed:
         reasons.append("archive_without_compression")
     alert = False
+    if isinstance(origin, NetworkOrigin):
+        # DESIGN.md: data leaving home_net is an alert; any other direction is an event to hunt with
+        if origin.direction == "outbound":
+            score += 20
+            alert = True
+            reasons.append("outbound")
+        else:
+            reasons.append(origin.direction)
     path = origin.path if isinstance(origin, FileOrigin) else ""
     if path and is_log_path(path):
         return Judgement(Kind.EVENT, LOG_SEVERITY, ("log_folder",))
@@ -124,13 +132,14 @@ def judge(
         score += 20
         alert = True
         reasons.append("staging_path")
+    inbound = isinstance(origin, NetworkOrigin) and origin.direction != "outbound"
     if member.encrypted:
         score += 15
-        alert = True
+        alert = alert or not inbound
         reasons.append("encrypted")
     if sensitive:
         score += 20
-        alert = True
+        alert = alert or not inbound
         reasons.append("sensitive_name")
     if path and hides_format(os.path.basename(path), member.format):
         score += 10

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from sensor.model import Finding
+from sensor.model import Finding, FlowRecord
 from sensor.registry import Registry
 
 
 class Sink(Protocol):
-    """Receives every finding of a run (with its ECS record) and is closed once."""
+    """Receives every finding and ended flow of a run (with its ECS record) and is closed once."""
 
     name: ClassVar[str]
 
-    def write(self, finding: Finding, record: dict[str, Any]) -> None: ...
+    def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
 

@@ -72,7 +72,7 @@ def findings_table(records: Iterable[dict[str, Any]]) -> Table:
             r["event"]["kind"],
             str(r["event"]["severity"]),
             fmt,
-            r.get("file", {}).get("path", ""),
+            r.get("file", {}).get("path") or _flow(r),
             str(sw["offset"]),
             str(r["file"]["size"]),
             inside,
@@ -82,17 +82,38 @@ def findings_table(records: Iterable[dict[str, Any]]) -> Table:
     return t
 
 
+def _flow(r: dict[str, Any]) -> str:
+    src, dst = r.get("source", {}), r.get("destination", {})
+    net = r.get("network", {})
+    where = r.get("stagewatch", {}).get("source", {})
+    return (
+        f"{src.get('ip')}:{src.get('port')} > {dst.get('ip')}:{dst.get('port')} {net.get('direction', '')} "
+        f"(packet {where.get('packet')})"
+    )
+
+
 def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
     """The end-of-run counts: inputs, findings, verification, limits, skips and errors."""
     t = Table(title="scan summary", show_header=False)
     t.add_column("what")
     t.add_column("count", justify="right")
     mb = stats.bytes / 1e6
-    t.add_row("files scanned", f"{stats.files} ({mb:.1f} MB, {mb / max(seconds, 1e-9):.1f} MB/s)")
+    if stats.files or not stats.captures:
+        t.add_row("files scanned", f"{stats.files} ({mb:.1f} MB, {mb / max(seconds, 1e-9):.1f} MB/s)")
     t.add_row("findings (alerts)", f"{stats.findings} ({stats.alerts})")
     if stored is not None:
         t.add_row("new in store", str(stored))
+    if stats.captures:
+        t.add_row(
+            "captures",
+            f"{stats.captures} ({stats.packets} packets, {stats.packet_bytes / 1e6:.1f} MB, "
+            f"{stats.packet_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s)",
+        )
+        if stats.truncated_records or stats.snapped:
+            t.add_row("cut records / snapped frames", f"{stats.truncated_records} / {stats.snapped}")
     for label, counter in (
+        ("network", stats.net),
+        ("not decoded", stats.undecoded),
         ("verified", stats.verified),
         ("candidates", stats.candidates),
         ("not verified", stats.rejected),

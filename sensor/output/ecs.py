@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sensor.model import FileOrigin, Finding
+from sensor.model import FileOrigin, Finding, FlowRecord, NetworkOrigin
 
 TECHNIQUE = "T1560.002"
 
@@ -69,6 +69,21 @@ def finding_record(f: Finding) -> dict[str, Any]:
     file: dict[str, Any] = {"size": m.length, "hash": {"sha256": m.sha256}}
     if inner is not None and inner.mime_type:
         file["mime_type"] = _format_mime(str(m.format))
+    if isinstance(o, NetworkOrigin):
+        record["event"]["category"] = ["network"]
+        record["source"] = {"ip": o.src, "port": o.sport}
+        record["destination"] = {"ip": o.dst, "port": o.dport}
+        record["network"] = _drop_none(
+            {
+                "transport": o.transport,
+                "direction": o.direction,
+                "protocol": o.protocol,
+                "community_id": o.community_id,
+            }
+        )
+        sw["source"] = {"path": o.source, "packet": o.packet}
+        sw["flow"] = {"start": iso(o.flow_start), "client_to_server": o.client_to_server}
+        sw["object_index"] = f.object_index
     if isinstance(o, FileOrigin):
         file.update(
             {
@@ -83,6 +98,47 @@ def finding_record(f: Finding) -> dict[str, Any]:
     record["file"] = _drop_none(file)
     record["stagewatch"] = sw
     return record
+
+
+def flow_record(r: FlowRecord) -> dict[str, Any]:
+    """A conn.log-like JSON line for one flow (`--flows`)."""
+    return _drop_none(
+        {
+            "@timestamp": iso(r.start),
+            "event": {
+                "kind": "event",
+                "category": ["network"],
+                "type": ["connection", "end"],
+                "module": "stagewatch",
+                "dataset": "stagewatch.flow",
+                "start": iso(r.start),
+                "end": iso(r.end),
+                "duration": int((r.end - r.start) * 1e9),
+            },
+            "source": {"ip": r.src, "port": r.sport, "packets": r.packets[0], "bytes": r.bytes[0]},
+            "destination": {"ip": r.dst, "port": r.dport, "packets": r.packets[1], "bytes": r.bytes[1]},
+            "network": {
+                "transport": r.transport,
+                "direction": r.direction,
+                "community_id": r.community_id,
+                "packets": sum(r.packets),
+                "bytes": sum(r.bytes),
+            },
+            "tls": {"client": {"server_name": r.sni}} if r.sni else None,
+            "stagewatch": {
+                "flow": {
+                    "end_reason": r.end_reason,
+                    "gaps": r.gaps,
+                    "gap_bytes": r.gap_bytes,
+                    "overlaps": r.overlaps,
+                    "overlap_conflicts": r.overlap_conflicts,
+                    "mid_stream": r.mid_stream,
+                    "depth_hit": r.depth_hit,
+                },
+                "source": {"path": r.source},
+            },
+        }
+    )
 
 
 _MIMES = {

@@ -7,7 +7,7 @@ import sys
 from typing import Any, ClassVar, TextIO
 
 from sensor.errors import InputError
-from sensor.model import Finding
+from sensor.model import Finding, FlowRecord
 from sensor.output.base import sinks
 
 
@@ -17,18 +17,21 @@ def dumps(record: dict[str, Any]) -> str:
 
 @sinks.register("jsonl")
 class JsonlSink:
-    """`--jsonl FILE|-`: appends to FILE, or writes to stdout for `-`."""
+    """`--jsonl FILE|-` (findings) or `--flows FILE|-` (flows): appends to FILE, or writes to stdout."""
 
     name: ClassVar[str] = "jsonl"
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, kind: type = Finding) -> None:
+        self.kind = kind
         self._own = target != "-"
         try:
             self._f: TextIO = open(target, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
         except OSError as e:
             raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
 
-    def write(self, finding: Finding, record: dict[str, Any]) -> None:
+    def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None:
+        if not isinstance(item, self.kind):
+            return
         self._f.write(dumps(record) + "\n")
         self._f.flush()
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
-from sensor.model import FileOrigin, Finding
+from sensor.model import FileOrigin, Finding, FlowRecord
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
-from sensor.store.db import FindingRow, FindingStore
+from sensor.store.db import FindingRow, FindingStore, FlowRow
 
 BATCH = 200
+
+
+FLOW_NS = uuid.UUID("0b1f4a52-3c0e-5f6a-8d1e-7a2b9c4d5e60")
+
+
+def flow_row(observer: str, r: FlowRecord, record: dict[str, Any]) -> FlowRow:
+    flow_id = uuid.uuid5(FLOW_NS, f"{observer}|{r.community_id}|{int(r.start * 1e6)}")
+    return FlowRow(str(flow_id), r.community_id, r.start, r.end, r.src, r.dst, r.bytes[0], r.bytes[1], dumps(record))
 
 
 def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
@@ -25,7 +34,7 @@ def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
         sha256=f.member.sha256,
         size=f.member.length,
         host=o.host if isinstance(o, FileOrigin) else None,
-        path=o.path if isinstance(o, FileOrigin) else None,
+        path=o.path if isinstance(o, FileOrigin) else o.source,
         record=dumps(record),
     )
 
@@ -36,21 +45,30 @@ class StoreSink:
 
     name: ClassVar[str] = "store"
 
-    def __init__(self, store: FindingStore, run_id: int) -> None:
+    def __init__(self, store: FindingStore, run_id: int, observer: str) -> None:
         self.store = store
         self.run_id = run_id
+        self.observer = observer
         self.inserted = 0
+        self.flows = 0
         self._rows: list[FindingRow] = []
+        self._flows: list[FlowRow] = []
 
-    def write(self, finding: Finding, record: dict[str, Any]) -> None:
-        self._rows.append(row_of(finding, record))
-        if len(self._rows) >= BATCH:
+    def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None:
+        if isinstance(item, Finding):
+            self._rows.append(row_of(item, record))
+        else:
+            self._flows.append(flow_row(self.observer, item, record))
+        if len(self._rows) + len(self._flows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         if self._rows:
             self.inserted += self.store.add(self.run_id, self._rows)
             self._rows = []
+        if self._flows:
+            self.flows += self.store.add_flows(self.run_id, self._flows)
+            self._flows = []
 
     def close(self) -> None:
         self.flush()

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from sensor.errors import StoreError
-from sensor.store.schema import SCHEMA_VERSION, findings, metadata, runs, schema_version
+from sensor.store.schema import SCHEMA_VERSION, findings, flows, metadata, runs, schema_version
 
 BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
 SETUP_LOCK_KEY = 0x5354_4757  # PostgreSQL advisory lock held while creating tables ("STGW")
@@ -28,6 +28,21 @@ BATCH_ROWS = 500  # rows per INSERT statement; bounds memory when `rows` is a lo
 
 # The dialect's own INSERT is what offers ON CONFLICT DO NOTHING; other databases are refused.
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """One `flows` row; the store adds `run_id`."""
+
+    flow_id: str
+    community_id: str
+    start: float
+    end: float
+    src: str
+    dst: str
+    bytes_out: int
+    bytes_in: int
+    record: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,22 @@ class FindingStore:
                 params = [_row_params(run_id, row) for row in batch]
                 inserted += len(conn.execute(stmt, params).all())
         return inserted
+
+    def add_flows(self, run_id: int, rows: Iterable[FlowRow]) -> int:
+        """Insert flow records, skipping flow_ids already stored; returns how many were new."""
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](flows).on_conflict_do_nothing(
+            index_elements=[flows.c.flow_id]
+        )
+        inserted = 0
+        with self._errors(), self._engine.begin() as conn:
+            for batch in _batches(rows, BATCH_ROWS):
+                params = [{**{f.name: getattr(r, f.name) for f in fields(FlowRow)}, "run_id": run_id} for r in batch]
+                inserted += len(conn.execute(stmt.returning(flows.c.flow_id), params).all())
+        return inserted
+
+    def flow_count(self) -> int:
+        with self._errors(), self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(flows)).scalar_one())
 
     def _insert_new(self) -> Any:
         # RETURNING lists only the rows actually inserted: an exact count even when another

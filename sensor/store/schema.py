@@ -66,3 +66,20 @@ findings = Table(
     Index(None, "host"),
     Index(None, "kind"),
 )
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("flow_id", String(36), primary_key=True),  # UUIDv5 of observer, community ID and start
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("community_id", String(64), nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Column("src", String, nullable=False),
+    Column("dst", String, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),  # initiator -> responder payload bytes
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("record", Text, nullable=False),  # the --flows JSON line
+    Index(None, "start"),
+    Index(None, "community_id"),
+)

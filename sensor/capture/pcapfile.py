@@ -1,0 +1,333 @@
+"""pcap and pcapng capture files, also gzip-compressed, read into Packets.
+
+Records are parsed with `struct.unpack_from` over large buffered chunks rather than with dpkt's readers:
+dpkt's readers build objects per record and do not check lengths, so a cut record comes back short and
+silent (STYLE.md §4; BASELINE.md measures struct at 7x dpkt). Here a capture cut off mid-record is logged
+with its record number and counted, and everything before it is still read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+
+from loguru import logger
+
+from sensor.errors import InputError
+from sensor.model import Packet
+from sensor.stats import RunStats
+
+CHUNK = 1 << 20  # bytes read at a time
+HEAD_BYTES = 4096  # what is_capture needs to see: 64 bytes of gzip may not inflate to a single byte
+MAX_RECORD = 64 << 20  # a record or block claiming more than this is corruption, not data
+
+# magic -> (byte order, timestamp fraction units per second)
+_PCAP_MAGICS = {
+    b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000),
+    b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
+}
+_SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
+_BYTE_ORDER_MAGICS = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_new = tuple.__new__  # Packet(...) without the NamedTuple's Python-level __new__: about 100 ns a record
+
+# pcapng block types and options
+_SHB, _IDB, _PB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
+_OPT_END, _OPT_TSRESOL, _OPT_TSOFFSET = 0, 9, 14
+
+
+def _kind(head: bytes) -> str | None:
+    """'pcap', 'pcapng' or None from a file's first bytes (the version or byte-order magic when present)."""
+    magic = head[:4]
+    if magic in _PCAP_MAGICS:
+        if len(head) >= 6 and struct.unpack_from(_PCAP_MAGICS[magic][0] + "H", head, 4)[0] != 2:
+            return None
+        return "pcap"
+    if magic == _SHB_MAGIC and (len(head) < 12 or head[8:12] in _BYTE_ORDER_MAGICS):
+        return "pcapng"
+    return None
+
+
+def is_capture(head: bytes) -> bool:
+    """True when `head` (a file's first HEAD_BYTES bytes) starts a pcap or pcapng capture, gzip-compressed or not.
+
+    For gzip, the first 64 bytes that `head` inflates to are tested: a dynamic Huffman table alone can
+    take a hundred compressed bytes, so a short head makes a .pcap.gz look like any other file.
+    """
+    if head[:2] == _GZIP_MAGIC:
+        try:
+            head = zlib.decompressobj(31).decompress(head, 64)
+        except zlib.error:
+            return False
+    return _kind(head) is not None
+
+
+class _Stream:
+    """A capture file's bytes in large chunks, gunzipped on the fly; `cut` is set when a gzip stream ends early."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.cut = False
+        self.delivered = 0  # bytes handed out (uncompressed)
+        try:
+            self._raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:
+            raise InputError(path, "no such file", "missing") from None
+        except PermissionError:
+            raise InputError(path, "permission denied", "permission") from None
+        except IsADirectoryError:
+            raise InputError(path, "is a directory, not a capture", "special") from None
+        except OSError as e:
+            raise InputError(path, e.strerror or str(e)) from None
+        self._gz: gzip.GzipFile | None = None
+        self._read: Callable[[int], bytes] = self._raw.read
+        try:
+            if self._raw.peek(2)[:2] == _GZIP_MAGIC:  # peek: works on pipes too
+                self._gz = gzip.GzipFile(fileobj=self._raw, mode="rb")
+                self._read = self._gz.read1  # read1: data decoded before an EOFError is never lost
+        except OSError as e:
+            self.close()
+            raise InputError(path, e.strerror or str(e)) from None
+
+    def read(self) -> bytes:
+        """The next chunk; b"" at the end of the data (or where a gzip stream was cut off)."""
+        if self.cut:
+            return b""
+        try:
+            data = self._read(CHUNK)
+        except EOFError:  # gzip: "Compressed file ended before the end-of-stream marker was reached"
+            self.cut = True
+            return b""
+        except (gzip.BadGzipFile, zlib.error) as e:
+            what = f"gzip data is corrupt after {self.delivered} uncompressed bytes ({e})"
+            raise InputError(self.path, what, "format") from None
+        except OSError as e:
+            raise InputError(self.path, e.strerror or str(e)) from None
+        self.delivered += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+        self._raw.close()
+
+
+def read_packets(path: str, stats: RunStats) -> Iterator[Packet]:
+    """Every packet record of a pcap or pcapng file (recognised by magic, gunzipped when compressed).
+
+    Raises InputError for a file that cannot be opened or is not a capture, and for corrupt framing
+    (naming the record and byte offset). A capture cut off mid-record logs a warning, counts
+    `stats.truncated_records` and ends normally after the records before it.
+    """
+    stream = _Stream(path)
+    try:
+        head = stream.read()
+        while 0 < len(head) < 12:  # a pipe or a gzip stream may hand out a few bytes at a time
+            more = stream.read()
+            if not more:
+                break
+            head += more
+        if not head and not stream.cut:
+            raise InputError(path, "empty file (0 bytes)", "empty")
+        kind = _kind(head)
+        if kind is None:
+            raise InputError(path, "not a pcap or pcapng capture", "format")
+        stats.captures += 1
+        if kind == "pcap":
+            yield from _pcap(path, stream, head, stats)
+        else:
+            yield from _pcapng(path, stream, head, stats)
+    finally:
+        stream.close()
+
+
+def _cut(path: str, stats: RunStats, record: int, got: int, want: int) -> None:
+    stats.truncated_records += 1
+    logger.warning(
+        "{}: capture cut off in record {} (got {} of {} bytes); the {} records before it were read",
+        path,
+        record,
+        got,
+        want,
+        record - 1,
+    )
+
+
+def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
+    """Records of a classic pcap file; `buf` holds its first bytes."""
+    order, units = _PCAP_MAGICS[buf[:4]]
+    while len(buf) < 24:
+        more = stream.read()
+        if not more:
+            raise InputError(path, f"capture cut off in its file header (got {len(buf)} of 24 bytes)", "truncated")
+        buf += more
+    # libpcap's LT_LINKTYPE: the upper 16 bits carry the FCS-length flag (0x04000000) and length (0xF0000000);
+    # masking with 0x0FFFFFFF would leave the flag in.
+    linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0xFFFF
+    record = struct.Struct(order + "IIII").unpack_from
+    off = 24
+    base = 0  # file offset of buf[0]
+    index = counted = nbytes = 0
+    try:
+        while True:
+            n = len(buf)
+            while off + 16 <= n:
+                sec, frac, incl, orig = record(buf, off)
+                end = off + 16 + incl
+                if end > n:
+                    if incl > MAX_RECORD:
+                        what = f"record {index + 1} at byte {base + off}: captured length {incl} is not credible"
+                        raise InputError(path, what, "format")
+                    break
+                index += 1
+                nbytes += incl
+                yield _new(Packet, (sec + frac / units, linktype, buf[off + 16 : end], index, orig, path))
+                off = end
+            stats.packets += index - counted
+            stats.packet_bytes += nbytes
+            counted, nbytes = index, 0
+            more = stream.read()
+            if not more:
+                break
+            base += off
+            buf = buf[off:] + more
+            off = 0
+    finally:
+        stats.packets += index - counted
+        stats.packet_bytes += nbytes
+    left = len(buf) - off
+    if left or stream.cut:
+        want = 16 + record(buf, off)[2] if left >= 16 else 16
+        _cut(path, stats, index + 1, left, want)
+
+
+def _interface(buf: bytes, off: int, end: int, order: str) -> tuple[int, int, int, int]:
+    """(linktype, snaplen, timestamp units per second, timestamp offset) of an Interface Description Block."""
+    linktype, snaplen = struct.unpack_from(order + "H2xI", buf, off + 8)
+    units, tsoffset = 1_000_000, 0
+    option = struct.Struct(order + "HH").unpack_from
+    p = off + 16
+    while p + 4 <= end - 4:
+        code, length = option(buf, p)
+        if code == _OPT_END or p + 4 + length > end - 4:
+            break
+        if code == _OPT_TSRESOL and length >= 1:
+            v = buf[p + 4]
+            units = 2 ** (v & 0x7F) if v & 0x80 else 10**v
+        elif code == _OPT_TSOFFSET and length >= 8:
+            tsoffset = struct.unpack_from(order + "q", buf, p + 4)[0]
+        p += 4 + ((length + 3) & ~3)
+    return linktype, snaplen, units, tsoffset
+
+
+def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
+    """Packets of a pcapng file: sections (each with its byte order), interfaces, EPB, SPB and PB."""
+    order = "<"
+    header = struct.Struct("<II").unpack_from
+    word = struct.Struct("<I").unpack_from
+    epb = struct.Struct("<IIIII").unpack_from  # interface, ts high, ts low, captured, wire length
+    pb = struct.Struct("<HxxIIII").unpack_from  # obsolete Packet Block: interface (16 bits), drops, ...
+    interfaces: list[tuple[int, int, int, int]] = []
+    sections = 0
+    last_ts = 0.0  # Simple Packet Blocks carry no timestamp
+    off = base = 0
+    index = counted = nbytes = 0
+    try:
+        while True:
+            n = len(buf)
+            while off + 8 <= n:
+                btype, blen = header(buf, off)
+                if btype == _SHB:
+                    if off + 12 > n:
+                        break
+                    new_order = _BYTE_ORDER_MAGICS.get(buf[off + 8 : off + 12])
+                    if new_order is None:
+                        raise InputError(path, f"block at byte {base + off}: bad section byte-order magic", "format")
+                    if new_order != order:
+                        order = new_order
+                        header = struct.Struct(order + "II").unpack_from
+                        word = struct.Struct(order + "I").unpack_from
+                        epb = struct.Struct(order + "IIIII").unpack_from
+                        pb = struct.Struct(order + "HxxIIII").unpack_from
+                        btype, blen = header(buf, off)
+                if blen < 12 or blen & 3:
+                    where = f"record {index + 1}" if btype in (_EPB, _SPB, _PB) else "block"
+                    raise InputError(path, f"{where} at byte {base + off}: bad block length {blen}", "format")
+                end = off + blen
+                if end > n:
+                    if blen > MAX_RECORD:
+                        what = f"block at byte {base + off}: block length {blen} is not credible"
+                        raise InputError(path, what, "format")
+                    break
+                if word(buf, end - 4)[0] != blen:
+                    what = f"block at byte {base + off}: block length {blen} does not match its trailer"
+                    raise InputError(path, what, "format")
+                if btype == _EPB:
+                    iface, hi, lo, caplen, wirelen = epb(buf, off + 8)
+                    if caplen > blen - 32 or iface >= len(interfaces):
+                        raise _bad_packet(path, index + 1, base + off, iface, caplen, interfaces)
+                    linktype, _, units, tsoffset = interfaces[iface]
+                    last_ts = ((hi << 32) | lo) / units + tsoffset
+                    index += 1
+                    nbytes += caplen
+                    yield _new(Packet, (last_ts, linktype, buf[off + 28 : off + 28 + caplen], index, wirelen, path))
+                elif btype == _SPB:
+                    if not interfaces:
+                        raise _bad_packet(path, index + 1, base + off, 0, 0, interfaces)
+                    linktype, snaplen, _, _ = interfaces[0]
+                    wirelen = word(buf, off + 8)[0]
+                    caplen = min(wirelen, blen - 16, snaplen or wirelen)
+                    index += 1
+                    nbytes += caplen
+                    yield _new(Packet, (last_ts, linktype, buf[off + 12 : off + 12 + caplen], index, wirelen, path))
+                elif btype == _IDB:
+                    if blen < 20:
+                        what = f"block at byte {base + off}: interface block too short ({blen} bytes)"
+                        raise InputError(path, what, "format")
+                    interfaces.append(_interface(buf, off, end, order))
+                elif btype == _SHB:
+                    sections += 1
+                    interfaces = []
+                elif btype == _PB:
+                    iface, hi, lo, caplen, wirelen = pb(buf, off + 8)
+                    if caplen > blen - 32 or iface >= len(interfaces):
+                        raise _bad_packet(path, index + 1, base + off, iface, caplen, interfaces)
+                    linktype, _, units, tsoffset = interfaces[iface]
+                    last_ts = ((hi << 32) | lo) / units + tsoffset
+                    index += 1
+                    nbytes += caplen
+                    yield _new(Packet, (last_ts, linktype, buf[off + 28 : off + 28 + caplen], index, wirelen, path))
+                off = end  # any other block (statistics, name resolution, custom...) is skipped
+            stats.packets += index - counted
+            stats.packet_bytes += nbytes
+            counted, nbytes = index, 0
+            more = stream.read()
+            if not more:
+                break
+            base += off
+            buf = buf[off:] + more
+            off = 0
+    finally:
+        stats.packets += index - counted
+        stats.packet_bytes += nbytes
+    left = len(buf) - off
+    if left or stream.cut:
+        want = header(buf, off)[1] if left >= 8 else 8
+        if sections == 0:
+            what = f"capture cut off in its section header block (got {left} of {want} bytes)"
+            raise InputError(path, what, "truncated")
+        _cut(path, stats, index + 1, left, want)
+
+
+def _bad_packet(
+    path: str, record: int, pos: int, iface: int, caplen: int, interfaces: list[tuple[int, int, int, int]]
+) -> InputError:
+    if iface >= len(interfaces):
+        what = f"unknown interface id {iface} ({len(interfaces)} described in this section)"
+    else:
+        what = f"captured length {caplen} does not fit in its block"
+    return InputError(path, f"record {record} at byte {pos}: {what}", "format")

@@ -1,0 +1,1 @@
+"""Flows: frames decoded into TCP segments and UDP datagrams (IP fragments reassembled)."""

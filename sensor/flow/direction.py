@@ -1,0 +1,51 @@
+"""ECS `network.direction` of bytes from their sender and receiver against home_net."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from sensor.config import Settings
+from sensor.errors import ConfigError
+
+DEFAULT_HOME_NET = Settings.__dataclass_fields__["home_net"].default  # one default, in config.py
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class HomeNet:
+    """The protected networks; answers inside/outside for raw 4- or 16-byte addresses, cached."""
+
+    def __init__(self, cidrs: Iterable[str] = DEFAULT_HOME_NET) -> None:
+        nets: list[Network] = []
+        for c in cidrs:
+            c = c.strip()
+            if not c:
+                continue
+            try:
+                nets.append(ipaddress.ip_network(c, strict=False))
+            except ValueError as e:
+                raise ConfigError("--home-net", f"{c!r} is not a network: {e}") from None
+        self.networks = tuple(nets)
+        self._cache: dict[bytes, bool] = {}
+
+    def inside(self, addr: bytes) -> bool:
+        hit = self._cache.get(addr)
+        if hit is None:
+            ip = ipaddress.ip_address(addr)
+            hit = any(ip.version == n.version and ip in n for n in self.networks)
+            if len(self._cache) < 1 << 16:
+                self._cache[addr] = hit
+        return hit
+
+    def direction(self, sender: bytes, receiver: bytes) -> str:
+        """outbound (inside to outside), inbound, internal or external."""
+        s, r = self.inside(sender), self.inside(receiver)
+        if s and not r:
+            return "outbound"
+        if r and not s:
+            return "inbound"
+        return "internal" if s else "external"
+
+
+def ip_text(addr: bytes) -> str:
+    return str(ipaddress.ip_address(addr))

@@ -1,0 +1,234 @@
+"""The flow table: segments to flows and directions, TCP life cycle, idle timeout, memory cap, flush.
+
+Both orientations of a flow's 5-tuple map to the same entry, so each packet costs one dict
+lookup. The table knows nothing of scanning: the pipeline gives it a factory that makes the sink
+of each TCP direction and a callback for UDP datagrams and for ended flows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from sensor.config import Limits
+from sensor.flow.community_id import community_id
+from sensor.flow.direction import HomeNet, ip_text
+from sensor.flow.reassembly import EndReason, HalfStream, StreamSink
+from sensor.flow.tls import client_hello_sni
+from sensor.model import FlowRecord, Segment
+from sensor.stats import RunStats
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+TCP, UDP = 6, 17
+SWEEP_EVERY = 1.0  # seconds of capture time between idle sweeps
+CLOSED_WAIT = 60.0  # seconds a closed connection's 5-tuple absorbs stray packets
+
+
+class Flow:
+    """One connection (or UDP conversation); index 0 is the initiator's direction."""
+
+    __slots__ = (
+        "key",
+        "cip",
+        "cport",
+        "sip",
+        "sport",
+        "proto",
+        "start",
+        "last",
+        "packets",
+        "bytes",
+        "halves",
+        "cid",
+        "directions",
+        "sni",
+        "mid_stream",
+        "source",
+        "datagrams",
+    )
+
+    def __init__(self, seg: Segment, client_is_sender: bool, home: HomeNet, source: str) -> None:
+        if client_is_sender:
+            self.cip, self.cport, self.sip, self.sport = seg.src, seg.sport, seg.dst, seg.dport
+        else:
+            self.cip, self.cport, self.sip, self.sport = seg.dst, seg.dport, seg.src, seg.sport
+        self.proto = seg.proto
+        self.key = (self.cip, self.cport, self.sip, self.sport, self.proto)
+        self.start = self.last = seg.ts
+        self.packets = [0, 0]
+        self.bytes = [0, 0]
+        self.halves: list[HalfStream] = []
+        self.cid = community_id(self.cip, self.sip, self.cport, self.sport, self.proto)
+        self.directions = (home.direction(self.cip, self.sip), home.direction(self.sip, self.cip))
+        self.sni: str | None = None
+        self.mid_stream = False
+        self.source = source
+        self.datagrams = 0
+
+    def record(self, reason: str) -> FlowRecord:
+        h = self.halves
+        return FlowRecord(
+            community_id=self.cid,
+            transport="tcp" if self.proto == TCP else "udp",
+            src=ip_text(self.cip),
+            sport=self.cport,
+            dst=ip_text(self.sip),
+            dport=self.sport,
+            direction=self.directions[0],
+            start=self.start,
+            end=self.last,
+            packets=(self.packets[0], self.packets[1]),
+            bytes=(self.bytes[0], self.bytes[1]),
+            gaps=sum(x.gaps for x in h),
+            gap_bytes=sum(x.gap_bytes for x in h),
+            overlaps=sum(x.overlaps for x in h),
+            overlap_conflicts=sum(x.conflicts for x in h),
+            end_reason=reason,
+            mid_stream=self.mid_stream,
+            depth_hit=any(x.depth_hit for x in h),
+            sni=self.sni,
+            source=self.source,
+        )
+
+
+def _client_is_sender(seg: Segment) -> bool:
+    """Who opened the connection: the SYN's sender; without a handshake, the side using the lower port."""
+    if seg.proto == TCP and seg.flags & SYN:
+        return not seg.flags & ACK
+    # mid-stream: a well-known port on one side only marks the server
+    return not seg.sport < 1024 <= seg.dport
+
+
+class FlowTable:
+    """Tracks flows, reassembles TCP directions into their sinks, and flushes what ends."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        home: HomeNet,
+        stats: RunStats,
+        make_sink: Callable[[Flow, int], StreamSink],
+        on_datagram: Callable[[Flow, int, Segment], None],
+        on_end: Callable[[FlowRecord], None],
+        buffered: Callable[[], int],
+    ) -> None:
+        self.limits = limits
+        self.home = home
+        self.stats = stats
+        self.make_sink = make_sink
+        self.on_datagram = on_datagram
+        self.on_end = on_end
+        self.buffered = buffered
+        self.flows: dict[tuple, tuple[Flow, int]] = {}
+        self.lru: OrderedDict[tuple, Flow] = OrderedDict()  # least recently active first
+        self.next_sweep = 0.0
+        self.source = ""
+        # recently closed TCP connections (both orientations), like TIME_WAIT: stray ACKs and
+        # retransmissions after FIN or RST must not open a phantom mid-stream flow
+        self.closed: OrderedDict[tuple, float] = OrderedDict()
+
+    def process(self, seg: Segment) -> None:
+        """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
+        key = (seg.src, seg.sport, seg.dst, seg.dport, seg.proto)
+        entry = self.flows.get(key)
+        if entry is None:
+            if key in self.closed and not seg.flags & SYN:
+                self.stats.net["after_close"] += 1  # the last ACK of a closed connection, not a new flow
+                return
+            flow, d = self._new(seg)
+        else:
+            flow, d = entry
+        ts = seg.ts
+        flow.last = ts
+        flow.packets[d] += 1
+        flow.bytes[d] += len(seg.payload)
+        self.lru.move_to_end(flow.key)
+        if seg.proto == TCP:
+            self._tcp(flow, d, seg)
+        else:
+            flow.datagrams += 1
+            self.on_datagram(flow, d, seg)
+        if ts >= self.next_sweep:
+            self._sweep(ts)
+        if self.buffered() > self.limits.memcap:
+            self._evict()
+
+    def flush(self) -> None:
+        """End of input: every open flow is finished and flushed through its sinks."""
+        for flow in list(self.lru.values()):
+            self._close(flow, EndReason.EOF)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _new(self, seg: Segment) -> tuple[Flow, int]:
+        flow = Flow(seg, _client_is_sender(seg), self.home, self.source)
+        if seg.proto == TCP:
+            lim = self.limits
+            flow.halves = [
+                HalfStream(self.make_sink(flow, d), self.stats, lim.stream_depth, lim.max_pending) for d in (0, 1)
+            ]
+            flow.mid_stream = not seg.flags & SYN
+            if flow.mid_stream:
+                self.stats.net["mid_stream"] += 1
+        c, s = flow.key[:2], flow.key[2:4]
+        self.flows[(c[0], c[1], s[0], s[1], seg.proto)] = (flow, 0)
+        self.flows[(s[0], s[1], c[0], c[1], seg.proto)] = (flow, 1)
+        self.lru[flow.key] = flow
+        self.stats.net["flows"] += 1
+        self.stats.net["tcp_flows" if seg.proto == TCP else "udp_flows"] += 1
+        d = 0 if seg.src == flow.cip and seg.sport == flow.cport else 1
+        return flow, d
+
+    def _tcp(self, flow: Flow, d: int, seg: Segment) -> None:
+        flags = seg.flags
+        half = flow.halves[d]
+        seq = seg.seq
+        if flags & SYN:
+            half.syn(seq)
+            seq = (seq + 1) & 0xFFFFFFFF
+        if flags & RST:
+            self._close(flow, EndReason.RST)
+            return
+        payload = seg.payload
+        if payload:
+            if d == 0 and flow.sni is None and half.next_off == 0 and payload[:1] == b"\x16":
+                flow.sni = client_hello_sni(payload)
+            half.segment(seq, payload, seg.ts, seg.index)
+        if flags & FIN:
+            half.fin(seq, len(payload))
+        if flow.halves[0].ended and flow.halves[1].ended:
+            self._close(flow, EndReason.FIN)
+
+    def _close(self, flow: Flow, reason: EndReason) -> None:
+        if self.lru.pop(flow.key, None) is None:
+            return
+        c, s = flow.key[:2], flow.key[2:4]
+        self.flows.pop((c[0], c[1], s[0], s[1], flow.proto), None)
+        self.flows.pop((s[0], s[1], c[0], c[1], flow.proto), None)
+        if flow.proto == TCP and reason in (EndReason.FIN, EndReason.RST):
+            for k in ((c[0], c[1], s[0], s[1], TCP), (s[0], s[1], c[0], c[1], TCP)):
+                self.closed[k] = flow.last
+        for half in flow.halves:
+            half.finish(reason)
+        self.stats.net["streams"] += sum(1 for h in flow.halves if h.next_off)
+        self.on_end(flow.record(reason))
+
+    def _sweep(self, now: float) -> None:
+        """Close flows idle for longer than flow_timeout (capture time), oldest first."""
+        self.next_sweep = now + SWEEP_EVERY
+        while self.closed and next(iter(self.closed.values())) < now - CLOSED_WAIT:
+            self.closed.popitem(last=False)
+        limit = now - self.limits.flow_timeout
+        while self.lru:
+            flow = next(iter(self.lru.values()))
+            if flow.last >= limit:
+                break
+            self.stats.net["idle_closed"] += 1
+            self._close(flow, EndReason.IDLE)
+
+    def _evict(self) -> None:
+        """Over the memory cap: flush the least recently active flows until 90% of it is free again."""
+        target = self.limits.memcap * 9 // 10
+        while self.lru and self.buffered() > target:
+            flow = next(iter(self.lru.values()))
+            self.stats.net["evictions"] += 1
+            self._close(flow, EndReason.MEMCAP)
