@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from sensor.capture.pcapfile import is_capture
+from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
 from sensor.errors import InputError
@@ -44,7 +44,7 @@ class Job:
 def _head(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            return f.read(64)
+            return f.read(HEAD_BYTES)  # a gzip-compressed capture needs a few KB to show its magic
     except OSError:
         return b""  # read_file reports the problem in its own words
 

@@ -25,6 +25,7 @@ from sensor.model import (
     Finding,
     Format,
     Inner,
+    Kind,
     Limit,
     LimitHit,
     Member,
@@ -37,7 +38,7 @@ from sensor.stats import RunStats
 EVENT_NS = uuid.UUID("6f2b1d0e-8c1a-5e4b-9a77-3c5d2f1e0b42")
 HEAD = 4096  # bytes the anchored rules see
 ZLIB_HEADERS = frozenset((b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"))
-CONTAINER_HEAD = 256 * 1024  # bytes libmagic sees of a container
+CONTAINER_HEAD = inner.MAGIC_BYTES  # bytes libmagic sees of a container
 # Candidates at the same offset are tried strongest-proof first.
 PRIORITY = {
     f: i
@@ -323,7 +324,6 @@ class Detector:
     ) -> Finding:
         """Hash, type, judge and identify a verified member; `origin` overrides the object's (stream offsets)."""
         names = tuple(v.names)
-        mime = inner.mime_of(v.head)
         member = Member(
             format=v.format,
             offset=v.offset + offset_base,
@@ -334,7 +334,7 @@ class Detector:
             checksum=v.checksum,
             encrypted=v.encrypted,
             compressed=v.compressed,
-            inner=Inner(mime, v.inner_size, v.inner_complete, names),
+            inner=Inner(None, v.inner_size, v.inner_complete, names),
             limits=tuple(v.limits),
             stored_name=v.stored_name,
             header_mtime=v.header_mtime,
@@ -345,6 +345,10 @@ class Detector:
         document = inner.zip_document_type(names, v.head) if v.format is Format.ZIP else None
         sensitive = self.sensitive.match(names + ((v.stored_name,) if v.stored_name else ()))
         j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers)
+        if isinstance(obj.origin, FileOrigin) or j.kind is Kind.ALERT:
+            # libmagic costs 0.3-1 ms a call on text: network events (gzip web pages coming in,
+            # thousands per GB) keep their names and sizes but are not typed
+            member = replace(member, inner=replace(member.inner, mime_type=inner.mime_of(v.head)))  # type: ignore[arg-type]
         if document:
             container = replace(container, mime_type=document)
         origin = origin or obj.origin

@@ -5,14 +5,17 @@ from __future__ import annotations
 import magic
 
 _MIME = magic.Magic(mime=True)
+# libmagic's text tests grow with the text: the first KiB names every type we report (tar's
+# magic sits at 257, zip/PDF/PNG/OOXML at 0) for 0.31 ms a call instead of 1.1 ms for 64 KiB.
+MAGIC_BYTES = 1024
 
 
 def mime_of(head: bytes | None) -> str | None:
-    """The MIME type libmagic gives `head`, or None for nothing to type."""
+    """The MIME type libmagic gives the first bytes of `head`, or None for nothing to type."""
     if not head:
         return None
     try:
-        return _MIME.from_buffer(head)
+        return _MIME.from_buffer(head[:MAGIC_BYTES])
     except magic.MagicException:
         return None
 

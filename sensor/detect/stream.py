@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sensor.config import MiB
-from sensor.detect import inner
 from sensor.detect.detector import Detector, Hint, Root
 from sensor.detect.verifiers import Context
 from sensor.model import Candidate, Container, ContentObject, Finding, Format, NetworkOrigin
@@ -41,9 +40,9 @@ class StreamRoot(Root):
         self._head = head
 
     def container(self) -> Container:
-        if self._container is None:
-            self._container = Container(None, 0, inner.mime_of(self._head))
-        return replace(self._container, size=self._size())
+        # A raw stream's head is a protocol's own bytes, not a file type: no libmagic call here
+        # (it cost half the findings' time); application objects get typed with the HTTP layer.
+        return Container(None, self._size(), None)
 
 
 class StreamScanner:
@@ -71,6 +70,8 @@ class StreamScanner:
         self.marks: list[tuple[float, int]] = []  # its (ts, packet number)
         self.head = b""
         self.closed = False
+        self._root_cache: StreamRoot | None = None
+        self._root_for = -1
 
     # -- StreamSink ---------------------------------------------------------------------------
     def data(self, offset: int, payload: bytes, ts: float, index: int) -> None:
@@ -188,7 +189,11 @@ class StreamScanner:
         return ContentObject(origin=self.origin, data=bytes(self.buf), index=self.obj_index)
 
     def _root(self, obj: ContentObject) -> StreamRoot:
-        return StreamRoot(obj, lambda: self.end_off - self.obj_start, self.head)
+        """One root per stream object, so its head is typed by libmagic once."""
+        if self._root_for != self.obj_index or self._root_cache is None:
+            self._root_cache = StreamRoot(obj, lambda: self.end_off - self.obj_start, self.head)
+            self._root_for = self.obj_index
+        return self._root_cache
 
     def _where(self) -> str:
         o = self.origin
