@@ -35,12 +35,15 @@ $(VENV)/.ok: pyproject.toml
 
 demo: sysdeps-run $(VENV)/.ok
 	$(PY) samples/make_staged.py samples/staged
-	rm -f samples/staged.db*
-	$(SW) scan samples/staged --db samples/staged.db --jsonl samples/staged.jsonl --host-from-path '/staged/([^/]+)/'
-	@echo "JSON lines: samples/staged.jsonl; store: samples/staged.db (stagewatch findings --db samples/staged.db)"
+	$(PY) pcaps/make_samples.py pcaps/samples
+	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl
+	$(SW) scan samples/staged pcaps/samples --db samples/demo.db --jsonl samples/demo.jsonl \
+	  --flows samples/demo-flows.jsonl --host-from-path '/staged/([^/]+)/' --home-net 10.0.0.0/8,2001:db8::/48
+	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; store: samples/demo.db" \
+	  "(stagewatch findings --db samples/demo.db)"
 
 test: sysdeps-test $(VENV)/.ok
-	$(VENV)/bin/ruff check sensor tests bench samples
+	$(VENV)/bin/ruff check sensor tests bench samples pcaps
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -51,4 +54,4 @@ bench-quick: sysdeps-bench $(VENV)/.ok
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
 
 clean:
-	rm -rf $(VENV) .pytest-tmp samples/staged samples/staged.db* samples/staged.jsonl
+	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples
