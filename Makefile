@@ -49,9 +49,13 @@ test: sysdeps-test $(VENV)/.ok
 
 # generated corpora (about 0.5 GB) go to BENCH_DATA, outside the repository
 bench: sysdeps-bench $(VENV)/.ok
+	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA)
+	$(PY) bench/bench_net.py $(BENCH_DATA)-net
 bench-quick: sysdeps-bench $(VENV)/.ok
+	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
+	$(PY) bench/bench_net.py $(BENCH_DATA)-net --quick
 
 clean:
 	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples

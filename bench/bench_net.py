@@ -307,7 +307,7 @@ def profile(pcap: Path, data_dir: Path, top: int = 15) -> dict:
 def print_table(head: list[str], rows: list[list[str]], align: str) -> None:
     """`align` has one letter per column: l(eft) or r(ight)."""
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     print("-+-".join("-" * w for w in widths))
     for r in rows:
         cells = zip(r, widths, align, strict=True)

@@ -36,7 +36,6 @@ from sensor.stats import RunStats
 
 # Namespace of `event.id` (UUIDv5); fixed forever so ids stay stable across versions.
 EVENT_NS = uuid.UUID("6f2b1d0e-8c1a-5e4b-9a77-3c5d2f1e0b42")
-HEAD = 4096  # bytes the anchored rules see
 ZLIB_HEADERS = frozenset((b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"))
 CONTAINER_HEAD = inner.MAGIC_BYTES  # bytes libmagic sees of a container
 # Candidates at the same offset are tried strongest-proof first.
@@ -149,7 +148,7 @@ class Detector:
         while pos < n:
             end = min(n, pos + lim.window)
             try:
-                hits = self.engine.scan(view[pos:end])
+                hits = self.engine.scan(view[pos:end], head=at_start and pos == 0)
             except EngineTimeout:
                 hit = LimitHit(Limit.TIME, f"{where}: window at {pos}", lim.yara_timeout)
                 self.stats.limit(hit)
@@ -159,7 +158,11 @@ class Detector:
             for rule, off in hits:
                 m = meta[rule]
                 at = pos + off + m.adjust
-                if m.role == "candidate":
+                if m.role == "anchored":
+                    if (m.format, 0) not in seen:
+                        seen.add((m.format, 0))
+                        cands.append(Candidate(rule, m.format, 0))  # type: ignore[arg-type]
+                elif m.role == "candidate":
                     key: tuple[object, int] = (m.format, at)
                     if key in seen or at < 0:
                         continue
@@ -193,10 +196,6 @@ class Detector:
             if end == n:
                 break
             pos = end - lim.overlap
-        for rule in self.engine.scan_head(bytes(view[:HEAD])) if at_start else ():
-            m = meta[rule]
-            if (m.format, 0) not in seen:
-                cands.append(Candidate(rule, m.format, 0))  # type: ignore[arg-type]
         cands.sort(key=lambda c: (c.offset, PRIORITY.get(c.format, 99)))
         hints.sort(key=lambda h: h.offset)
         return cands, hints

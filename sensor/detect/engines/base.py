@@ -14,6 +14,7 @@ from sensor.model import Buffer, Format
 from sensor.registry import Registry
 
 ROLES = ("candidate", "hint", "flag", "anchored")
+HEAD = 4096  # bytes of an object's start the anchored (condition-only) rules look at
 _HOT = re.compile(r'^\s*hot\s*=\s*"true"', re.M)
 _ANCHORED = re.compile(r'^\s*role\s*=\s*"anchored"', re.M)
 _RULE_META = re.compile(r"\brule\s+(\w+)\s*(?::[^{]*)?\{\s*meta:(.*?)\n\s*(?:strings|condition)\s*:", re.S)
@@ -91,16 +92,16 @@ class RuleFiles:
 
 
 class Engine(Protocol):
-    """A compiled rule set: `scan` returns every instance of every matching rule's strings."""
+    """A compiled rule set: `scan` returns every instance of every matching rule's strings.
+
+    With `head=True` the buffer starts an object, so the anchored rules run too; a match of one
+    comes back as Hit(rule, 0).
+    """
 
     name: ClassVar[str]
     meta: dict[str, RuleMeta]
 
-    def scan(self, data: Buffer) -> list[Hit]: ...
-
-    def scan_head(self, head: bytes) -> list[str]:
-        """Names of the anchored (object-start) rules that match `head`."""
-        ...
+    def scan(self, data: Buffer, head: bool = False) -> list[Hit]: ...
 
 
 engines: Registry[type] = Registry("engine")

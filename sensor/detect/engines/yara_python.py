@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import yara
 
-from sensor.detect.engines.base import EngineTimeout, Hit, RuleFiles, RuleMeta, engines
+from sensor.detect.engines.base import HEAD, EngineTimeout, Hit, RuleFiles, RuleMeta, engines
 from sensor.detect.engines.cache import cached
 from sensor.errors import RuleError
 from sensor.model import Buffer
@@ -46,16 +46,17 @@ class YaraPythonEngine:
         )
         self.meta: dict[str, RuleMeta] = rules.meta
 
-    def scan(self, data: Buffer) -> list[Hit]:
+    def scan(self, data: Buffer, head: bool = False) -> list[Hit]:
         out: list[Hit] = []
         try:
             matches = self._main.match(data=data, timeout=self.timeout)
+            if head:
+                matches += self._head.match(data=bytes(data[:HEAD]), timeout=self.timeout)
         except yara.TimeoutError as e:
             raise EngineTimeout(str(e)) from e
         for m in matches:
+            if not m.strings:  # condition-only (anchored) rule: a match at the object start
+                out.append(Hit(m.rule, 0))
             for s in m.strings:
                 out.extend(Hit(m.rule, i.offset) for i in s.instances)
         return out
-
-    def scan_head(self, head: bytes) -> list[str]:
-        return [m.rule for m in self._head.match(data=head, timeout=self.timeout)]

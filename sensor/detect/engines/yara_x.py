@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import yara_x
 
-from sensor.detect.engines.base import EngineTimeout, Hit, RuleFiles, RuleMeta, engines
+from sensor.detect.engines.base import HEAD, EngineTimeout, Hit, RuleFiles, RuleMeta, engines
 from sensor.detect.engines.cache import cached
 from sensor.errors import RuleError
 from sensor.model import Buffer
@@ -35,46 +35,59 @@ def _load(path: Path) -> yara_x.Rules:
         return yara_x.Rules.deserialize_from(f)
 
 
+SMALL = 256 * 1024  # below this, one scanner with every rule: per-call overhead beats the SIMD split
+
+
 @engines.register("yara-x")
 class YaraXEngine:
-    """Main rules and hot (zlib) rules scanned by two scanners; anchored rules by a third."""
+    """Big buffers: main and hot (zlib) rules in two scanners, anchored rules on the head apart.
+
+    Small buffers (most network objects): one scanner holding every rule, one call.
+    """
 
     name: ClassVar[str] = "yara-x"
 
     def __init__(self, rules: RuleFiles, cache_dir: Path | None = None, timeout: int = 60) -> None:
         key = f"yara-x-{version('yara-x')}-{rules.digest[:32]}"
-        self._scanners = []
         self.meta: dict[str, RuleMeta] = rules.meta
-        for group, sources in (("main", rules.main), ("hot", rules.hot), ("head", rules.anchored)):
+        groups = {
+            "main": rules.main,
+            "hot": rules.hot,
+            "head": rules.anchored,
+            "small": rules.main + rules.hot,
+            "small-head": rules.main + rules.hot + rules.anchored,
+        }
+        self._scanners: dict[str, yara_x.Scanner | None] = {}
+        for group, sources in groups.items():
             if not sources:
-                self._scanners.append(None)
+                self._scanners[group] = None
                 continue
             compiled = cached(cache_dir, f"{key}.{group}", lambda s=sources: _compile(s), _save, _load)
             scanner = yara_x.Scanner(compiled)
             scanner.set_timeout(timeout)
-            self._scanners.append(scanner)
-        self._main, self._hot, self._head = self._scanners
+            self._scanners[group] = scanner
 
-    def scan(self, data: Buffer) -> list[Hit]:
+    def scan(self, data: Buffer, head: bool = False) -> list[Hit]:
         if not isinstance(data, bytes):
             data = bytes(data)  # yara-x takes bytes only (SIGNATURES.md §6.5)
+        sc = self._scanners
+        if len(data) <= SMALL:
+            plan = [(sc["small-head" if head else "small"], data)]
+        else:
+            plan = [(sc["main"], data), (sc["hot"], data)]
+            if head:
+                plan.append((sc["head"], data[:HEAD]))
         out: list[Hit] = []
-        for scanner in (self._main, self._hot):
+        for scanner, buf in plan:
             if scanner is None:
                 continue
             try:
-                results = scanner.scan(data)
+                results = scanner.scan(buf)
             except yara_x.TimeoutError as e:
                 raise EngineTimeout(str(e)) from e
             for rule in results.matching_rules:
+                if not rule.patterns:  # condition-only (anchored) rule: a match at the object start
+                    out.append(Hit(rule.identifier, 0))
                 for pattern in rule.patterns:
                     out.extend(Hit(rule.identifier, m.offset) for m in pattern.matches)
         return out
-
-    def scan_head(self, head: bytes) -> list[str]:
-        if self._head is None:
-            return []
-        names = []
-        for rule in self._head.scan(head).matching_rules:
-            names.append(rule.identifier)
-        return names
