@@ -72,6 +72,7 @@ class Limits:
     max_pending: int = 4 * MiB  # out-of-order bytes held behind a hole before it is declared a gap
     flow_timeout: float = 300.0  # seconds of capture time without a packet before a flow is closed
     max_fragments: int = 4096  # IP fragments buffered for reassembly, all datagrams together
+    fragment_timeout: float = 30.0  # seconds of capture time a datagram may wait for its fragments
 
 
 @dataclass(frozen=True, slots=True)

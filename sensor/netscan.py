@@ -41,7 +41,7 @@ class NetScanner:
         self.table = FlowTable(
             lim, self.home, stats, self._sink, self._datagram, self.out.append, lambda: self.budget.used
         )
-        self.decoder = Decoder(stats, max_fragments=lim.max_fragments)
+        self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
         self._origins: dict[tuple[int, int], NetworkOrigin] = {}
 
     def scan(self, path: str) -> Iterator[Finding | FlowRecord]:
@@ -62,6 +62,7 @@ class NetScanner:
 
     def finish(self) -> Iterator[Finding | FlowRecord]:
         """End of input: flush every open flow through the detector."""
+        self.decoder.close()
         self.table.flush()
         yield from self.out
         self.out.clear()
