@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -47,5 +48,7 @@ class HomeNet:
         return "internal" if s else "external"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def ip_text(addr: bytes) -> str:
+    """Printable address of 4 or 16 raw bytes (cached: flows repeat their hosts)."""
     return str(ipaddress.ip_address(addr))
