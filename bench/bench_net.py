@@ -345,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{tool} missing: apt-get install -y time tcpflow yara")
     a.data_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
+    digest = code_digest()
     print(f"bench_net: size {size:g} MiB, seed 1, {a.runs} timed runs after 1 warm-up")
     print(
         f"{version([TCPFLOW, '-V'])}, yara {version([YARA, '--version'])}, python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs, sensor+signatures digest {code_digest()}, stagewatch = {' '.join(stagewatch_cmd())}"
+        f"{os.cpu_count()} CPUs, sensor+signatures digest {digest}, stagewatch = {' '.join(stagewatch_cmd())}"
     )
     pcap, truth = ensure_pcap(a.data_dir, size)
     s = truth["summary"]
@@ -400,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(ev.false_alerts)} false alerts; {ev.alerts} alerts, {ev.events} events "
             f"({', '.join(f'{k} {v}' for k, v in sorted(ev.directions.items()))})"
         )
-        if ev.missed:
+        if ev.missed and w > 1 and ev.missed == evals[1].missed:
+            print(f"  the same {len(ev.missed)} missed as with 1 process")
+        elif ev.missed:
             print(f"  {len(ev.missed)} missed ({internal} of them to a server inside {HOME_NET}):")
             for u, why in ev.missed:
                 print(
@@ -439,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "pcap": str(pcap),
         "bytes": nbytes,
         "frames": frames,
-        "digest": code_digest(),
+        "digest": digest,
         "cases": [{"name": c.name, "walls": c.walls, "rss_kib": c.rss_kib, "notes": c.notes} for c in cases],
         "stagewatch": {
             w: {
@@ -456,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         "goals_passed": sum(ok),
     }
     (a.data_dir / f"report-net-{size:g}m.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    if code_digest() != digest:
+        print(f"\nWARNING: sensor/ or signatures/ changed during the run (digest {digest} -> {code_digest()})")
     print(f"\n{sum(ok)}/{len(ok)} goals met; total bench time {time.monotonic() - t_start:.0f} s")
     return 0
 

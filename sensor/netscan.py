@@ -87,11 +87,14 @@ class NetScanner:
         )
 
     def _sink(self, flow: Flow, d: int) -> StreamScanner:
-        return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget)
+        return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self._source)
+
+    def _source(self) -> str:
+        return self.table.source
 
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:
             return
-        origin = replace(self._origin(flow, d), ts=seg.ts, packet=seg.index)
-        obj = ContentObject(origin=origin, data=seg.payload, index=flow.datagrams)
+        origin = replace(self._origin(flow, d), ts=seg.ts, packet=seg.index, source=self.table.source)
+        obj = ContentObject(origin=origin, data=seg.payload, index=flow.datagrams - 1)  # datagrams count from 0
         self.out.extend(self.det.scan(obj))

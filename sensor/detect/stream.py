@@ -48,7 +48,14 @@ class StreamRoot(Root):
 class StreamScanner:
     """Sink of one HalfStream: buffers, scans incrementally and emits findings."""
 
-    def __init__(self, det: Detector, origin: NetworkOrigin, emit: Callable[[Finding], None], budget: Budget) -> None:
+    def __init__(
+        self,
+        det: Detector,
+        origin: NetworkOrigin,
+        emit: Callable[[Finding], None],
+        budget: Budget,
+        source: Callable[[], str] | None = None,
+    ) -> None:
         self.det = det
         self.origin = origin
         self.emit = emit
@@ -67,7 +74,8 @@ class StreamScanner:
         self.hints: list[Hint] = []
         self.seen: set[tuple[object, int]] = set()
         self.marks_off: list[int] = []  # first stream offset of each delivered segment
-        self.marks: list[tuple[float, int]] = []  # its (ts, packet number)
+        self.marks: list[tuple[float, int, str]] = []  # its (ts, packet number, capture file)
+        self.source = source or (lambda: origin.source)  # the capture being read: flows span rotated files
         self.head = b""
         self.closed = False
         self._root_cache: StreamRoot | None = None
@@ -81,7 +89,7 @@ class StreamScanner:
             self.head = (self.head + payload)[:4096]  # the object's first bytes, for its container type
         self.buf += payload
         self.marks_off.append(offset)
-        self.marks.append((ts, index))
+        self.marks.append((ts, index, self.source()))
         self.end_off = offset + len(payload)
         self.budget.used += len(payload)
         if self.end_off - self.scanned >= self.window:
@@ -202,8 +210,8 @@ class StreamScanner:
     def _at(self, offset: int) -> NetworkOrigin:
         """The origin stamped with the packet that carried stream byte `offset`."""
         i = bisect.bisect_right(self.marks_off, offset) - 1
-        ts, index = self.marks[max(i, 0)] if self.marks else (self.origin.flow_start, 0)
-        return replace(self.origin, ts=ts, packet=index)
+        ts, index, source = self.marks[max(i, 0)] if self.marks else (self.origin.flow_start, 0, self.origin.source)
+        return replace(self.origin, ts=ts, packet=index, source=source)
 
     def _drop(self, upto: int) -> None:
         """Forget buffered bytes before stream offset `upto`."""

@@ -195,7 +195,9 @@ class FlowTable:
             half.segment(seq, payload, seg.ts, seg.index)
         if flags & FIN:
             half.fin(seq, len(payload))
-        if flow.halves[0].ended and flow.halves[1].ended:
+        h0, h1 = flow.halves
+        if (h0.ended and h1.ended) or (h0.fin_off is not None and h1.fin_off is not None):
+            # both sides said FIN: a hole still open then is a lost segment, not one still coming
             self._close(flow, EndReason.FIN)
 
     def _close(self, flow: Flow, reason: EndReason) -> None:

@@ -113,7 +113,7 @@ def flow_record(r: FlowRecord) -> dict[str, Any]:
                 "dataset": "stagewatch.flow",
                 "start": iso(r.start),
                 "end": iso(r.end),
-                "duration": int((r.end - r.start) * 1e9),
+                "duration": round((r.end - r.start) * 1e6) * 1000,
             },
             "source": {"ip": r.src, "port": r.sport, "packets": r.packets[0], "bytes": r.bytes[0]},
             "destination": {"ip": r.dst, "port": r.dport, "packets": r.packets[1], "bytes": r.bytes[1]},
