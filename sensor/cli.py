@@ -18,6 +18,7 @@ from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
 from sensor.model import Finding, FlowRecord
 from sensor.output import console
+from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import finding_record, flow_record
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
@@ -124,8 +125,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
                 record = finding_record(item) if isinstance(item, Finding) else flow_record(item)
                 for sink in sinks:
                     sink.write(item, record)
-                if isinstance(item, Finding) and not a.quiet and a.jsonl != "-":
-                    shown.append(record)
+                if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * TABLE_ROWS:
+                    shown.append(record)  # the table shows the first alerts; all of them are in the sinks
     except KeyboardInterrupt:
         status = "interrupted"
         logger.warning("interrupted: writing what was found so far")

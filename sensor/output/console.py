@@ -52,9 +52,17 @@ class ScanProgress:
             self._p.stop()
 
 
-def findings_table(records: Iterable[dict[str, Any]]) -> Table:
-    """One row per finding: kind, severity, format, where, size, what is inside, why."""
-    t = Table(title="stagewatch findings", show_lines=False, expand=False)
+TABLE_ROWS = 40  # a terminal table of thousands of rows helps nobody (and cost a quarter of a run)
+
+
+def findings_table(records: Iterable[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
+    """One row per finding, alerts first by severity, at most `limit` rows: kind, severity, format,
+    where, size, what is inside, why."""
+    records = sorted(records, key=lambda r: (r["event"]["kind"] != "alert", -r["event"]["severity"]))
+    hidden = max(0, len(records) - limit)
+    records = records[:limit]
+    caption = f"{hidden} more findings in the JSON lines and the store" if hidden else None
+    t = Table(title="stagewatch findings", caption=caption, show_lines=False, expand=False)
     for col in ("kind", "sev", "format", "path", "offset", "size", "inside", "reasons"):
         t.add_column(col, overflow="fold")
     for r in records:

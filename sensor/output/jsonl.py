@@ -17,7 +17,7 @@ def dumps(record: dict[str, Any]) -> str:
 
 @sinks.register("jsonl")
 class JsonlSink:
-    """`--jsonl FILE|-` (findings) or `--flows FILE|-` (flows): appends to FILE, or writes to stdout."""
+    """`--jsonl FILE|-` (findings) or `--flows FILE|-` (flows): FILE is rewritten, `-` is stdout."""
 
     name: ClassVar[str] = "jsonl"
 
@@ -25,7 +25,7 @@ class JsonlSink:
         self.kind = kind
         self._own = target != "-"
         try:
-            self._f: TextIO = open(target, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
+            self._f: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
         except OSError as e:
             raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
 
