@@ -120,7 +120,7 @@ class FlowTable:
         self.on_end = on_end
         self.buffered = buffered
         self.flows: dict[tuple, tuple[Flow, int]] = {}
-        self.lru: OrderedDict[tuple, Flow] = OrderedDict()  # least recently active first
+        self.lru: dict[tuple, Flow] = {}  # open flows in creation order; activity is Flow.last
         self.next_sweep = 0.0
         self.source = ""
         # recently closed TCP connections (both orientations), like TIME_WAIT: stray ACKs and
@@ -142,7 +142,6 @@ class FlowTable:
         flow.last = ts
         flow.packets[d] += 1
         flow.bytes[d] += len(seg.payload)
-        self.lru.move_to_end(flow.key)
         if seg.proto == TCP:
             self._tcp(flow, d, seg)
         else:
@@ -215,22 +214,24 @@ class FlowTable:
         self.on_end(flow.record(reason))
 
     def _sweep(self, now: float) -> None:
-        """Close flows idle for longer than flow_timeout (capture time), oldest first."""
+        """Close flows idle for longer than flow_timeout (capture time).
+
+        A walk over all open flows once a second of capture time costs less than keeping them in
+        activity order on every packet.
+        """
         self.next_sweep = now + SWEEP_EVERY
         while self.closed and next(iter(self.closed.values())) < now - CLOSED_WAIT:
             self.closed.popitem(last=False)
         limit = now - self.limits.flow_timeout
-        while self.lru:
-            flow = next(iter(self.lru.values()))
-            if flow.last >= limit:
-                break
+        for flow in [f for f in self.lru.values() if f.last < limit]:
             self.stats.net["idle_closed"] += 1
             self._close(flow, EndReason.IDLE)
 
     def _evict(self) -> None:
         """Over the memory cap: flush the least recently active flows until 90% of it is free again."""
         target = self.limits.memcap * 9 // 10
-        while self.lru and self.buffered() > target:
-            flow = next(iter(self.lru.values()))
+        for flow in sorted(self.lru.values(), key=lambda f: f.last):
+            if self.buffered() <= target:
+                break
             self.stats.net["evictions"] += 1
             self._close(flow, EndReason.MEMCAP)
