@@ -48,6 +48,10 @@ DEFAULT_SENSITIVE_NAMES = (
     "*.ovpn",
     "credentials",
     "lsass*.dmp",
+    # what info-stealers put in the archives they send (names seen in real stealer uploads)
+    "passwords.txt",
+    "*passwords*.txt",
+    "*cookies*.txt",
 )
 
 

@@ -146,7 +146,13 @@ class ZipVerifier:
                 break
             check = self._entry(data, e, ctx, limits)
             if check.status is Status.INVALID:
-                break  # the archive (if any) ended before this header
+                nxt = e.data_start + e.csize
+                if entries and not e.flags & 8 and bytes(data[nxt : nxt + 4]) in NEXT_RECORDS:
+                    # the entry's data does not decode but its size chains to the next record: a
+                    # damaged entry inside a real archive, not the archive's end
+                    check = EntryCheck(Status.BAD, nxt)
+                else:
+                    break  # the archive (if any) ended before this header
             entries += 1
             counts[check.status] += 1
             if len(names) < ctx.limits.max_names:
