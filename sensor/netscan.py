@@ -13,10 +13,10 @@ from dataclasses import replace
 from sensor.capture.pcapfile import read_packets
 from sensor.config import Settings
 from sensor.detect.detector import Detector
-from sensor.detect.stream import Budget, StreamScanner
+from sensor.detect.stream import StreamScanner
 from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
-from sensor.flow.table import Flow, FlowTable
+from sensor.flow.table import Budget, Flow, FlowTable
 from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, Segment
 from sensor.stats import RunStats
 
@@ -38,9 +38,7 @@ class NetScanner:
         self.budget = Budget()
         self.out: list[Finding | FlowRecord] = []
         lim = settings.limits
-        self.table = FlowTable(
-            lim, self.home, stats, self._sink, self._datagram, self.out.append, lambda: self.budget.used
-        )
+        self.table = FlowTable(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
         self._origins: dict[tuple[int, int], NetworkOrigin] = {}
 
@@ -87,10 +85,7 @@ class NetScanner:
         )
 
     def _sink(self, flow: Flow, d: int) -> StreamScanner:
-        return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self._source)
-
-    def _source(self) -> str:
-        return self.table.source
+        return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self.table)
 
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:

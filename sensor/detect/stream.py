@@ -15,29 +15,20 @@ from dataclasses import replace
 from sensor.config import MiB
 from sensor.detect.detector import Detector, Hint, Root
 from sensor.detect.verifiers import Context
-from sensor.model import Candidate, Container, ContentObject, Finding, Format, NetworkOrigin
+from sensor.flow.table import Budget
+from sensor.model import Candidate, Container, ContentObject, Finding, NetworkOrigin
 
 LOOKAHEAD = 1 * MiB  # bytes after a candidate before it is decided: rule (c) needs 1 MiB of output
 HINT_LOOKAHEAD = 4 * MiB  # a base64 run is decoded once this much follows its start, or at the end
 HINT_MARGIN = 64 * 1024  # kept before a pending hint: its run may begin before the magic
 
 
-class Budget:
-    """Bytes buffered by every stream of a flow table, against the memory cap."""
-
-    __slots__ = ("used",)
-
-    def __init__(self) -> None:
-        self.used = 0
-
-
 class StreamRoot(Root):
-    """A stream is never held whole: the container is its size so far and the type of its head."""
+    """A stream is never held whole: its container is its size so far, untyped."""
 
-    def __init__(self, obj: ContentObject, size: Callable[[], int], head: bytes) -> None:
+    def __init__(self, obj: ContentObject, size: Callable[[], int]) -> None:
         super().__init__(obj)
         self._size = size
-        self._head = head
 
     def container(self) -> Container:
         # A raw stream's head is a protocol's own bytes, not a file type: no libmagic call here
@@ -54,7 +45,7 @@ class StreamScanner:
         origin: NetworkOrigin,
         emit: Callable[[Finding], None],
         budget: Budget,
-        source: Callable[[], str] | None = None,
+        reader: object | None = None,
     ) -> None:
         self.det = det
         self.origin = origin
@@ -75,8 +66,8 @@ class StreamScanner:
         self.seen: set[tuple[object, int]] = set()
         self.marks_off: list[int] = []  # first stream offset of each delivered segment
         self.marks: list[tuple[float, int, str]] = []  # its (ts, packet number, capture file)
-        self.source = source or (lambda: origin.source)  # the capture being read: flows span rotated files
-        self.head = b""
+        # whatever reads the captures: its `.source` names the file being read (flows span rotated files)
+        self.reader = reader if reader is not None else origin
         self.closed = False
         self._root_cache: StreamRoot | None = None
         self._root_for = -1
@@ -85,11 +76,9 @@ class StreamScanner:
     def data(self, offset: int, payload: bytes, ts: float, index: int) -> None:
         if self.closed:
             return
-        if len(self.head) < 4096:
-            self.head = (self.head + payload)[:4096]  # the object's first bytes, for its container type
         self.buf += payload
         self.marks_off.append(offset)
-        self.marks.append((ts, index, self.source()))
+        self.marks.append((ts, index, self.reader.source))  # type: ignore[attr-defined]
         self.end_off = offset + len(payload)
         self.budget.used += len(payload)
         if self.end_off - self.scanned >= self.window:
@@ -107,7 +96,6 @@ class StreamScanner:
         self._drop(self.end_off)
         self.obj_index += 1
         self.obj_start = self.base = self.end_off = self.scanned = self.covered = self.retry_at = offset + size
-        self.head = b""
 
     def end(self, reason: object) -> None:
         if self.closed:
@@ -197,9 +185,9 @@ class StreamScanner:
         return ContentObject(origin=self.origin, data=bytes(self.buf), index=self.obj_index)
 
     def _root(self, obj: ContentObject) -> StreamRoot:
-        """One root per stream object, so its head is typed by libmagic once."""
+        """One root per stream object."""
         if self._root_for != self.obj_index or self._root_cache is None:
-            self._root_cache = StreamRoot(obj, lambda: self.end_off - self.obj_start, self.head)
+            self._root_cache = StreamRoot(obj, lambda: self.end_off - self.obj_start)
             self._root_for = self.obj_index
         return self._root_cache
 
@@ -232,4 +220,4 @@ class StreamScanner:
         return len(self.buf)
 
 
-__all__ = ["Budget", "LOOKAHEAD", "StreamScanner", "Format"]
+__all__ = ["LOOKAHEAD", "StreamScanner"]

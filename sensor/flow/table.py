@@ -24,6 +24,15 @@ SWEEP_EVERY = 1.0  # seconds of capture time between idle sweeps
 CLOSED_WAIT = 60.0  # seconds a closed connection's 5-tuple absorbs stray packets
 
 
+class Budget:
+    """Bytes buffered by every stream of a flow table, against the memory cap (sinks add and remove)."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = 0
+
+
 class Flow:
     """One connection (or UDP conversation); index 0 is the initiator's direction."""
 
@@ -110,7 +119,7 @@ class FlowTable:
         make_sink: Callable[[Flow, int], StreamSink],
         on_datagram: Callable[[Flow, int, Segment], None],
         on_end: Callable[[FlowRecord], None],
-        buffered: Callable[[], int],
+        budget: Budget,
     ) -> None:
         self.limits = limits
         self.home = home
@@ -118,7 +127,7 @@ class FlowTable:
         self.make_sink = make_sink
         self.on_datagram = on_datagram
         self.on_end = on_end
-        self.buffered = buffered
+        self.budget = budget
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         self.lru: dict[tuple, Flow] = {}  # open flows in creation order; activity is Flow.last
         self.next_sweep = 0.0
@@ -129,27 +138,37 @@ class FlowTable:
 
     def process(self, seg: Segment) -> None:
         """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
-        key = (seg.src, seg.sport, seg.dst, seg.dport, seg.proto)
+        ts, index, src, dst, sport, dport, proto, seq, flags, payload = seg  # one unpack: the hot path
+        key = (src, sport, dst, dport, proto)
         entry = self.flows.get(key)
         if entry is None:
-            if key in self.closed and not seg.flags & SYN:
+            if key in self.closed and not flags & SYN:
                 self.stats.net["after_close"] += 1  # the last ACK of a closed connection, not a new flow
                 return
             flow, d = self._new(seg)
         else:
             flow, d = entry
-        ts = seg.ts
         flow.last = ts
         flow.packets[d] += 1
-        flow.bytes[d] += len(seg.payload)
-        if seg.proto == TCP:
-            self._tcp(flow, d, seg)
+        if proto == TCP:
+            if payload:
+                flow.bytes[d] += len(payload)
+                if flags & 7 == 0:  # the common data segment: no SYN, FIN or RST
+                    half = flow.halves[d]
+                    if not d and half.next_off == 0 and flow.sni is None and payload[:1] == b"\x16":
+                        flow.sni = client_hello_sni(payload)
+                    half.segment(seq, payload, ts, index)
+                else:
+                    self._tcp(flow, d, seq, flags, payload, ts, index)
+            elif flags & 7:
+                self._tcp(flow, d, seq, flags, payload, ts, index)
         else:
+            flow.bytes[d] += len(payload)
             flow.datagrams += 1
             self.on_datagram(flow, d, seg)
         if ts >= self.next_sweep:
             self._sweep(ts)
-        if self.buffered() > self.limits.memcap:
+        if self.budget.used > self.limits.memcap:
             self._evict()
 
     def flush(self) -> None:
@@ -177,21 +196,19 @@ class FlowTable:
         d = 0 if seg.src == flow.cip and seg.sport == flow.cport else 1
         return flow, d
 
-    def _tcp(self, flow: Flow, d: int, seg: Segment) -> None:
-        flags = seg.flags
+    def _tcp(self, flow: Flow, d: int, seq: int, flags: int, payload: bytes, ts: float, index: int) -> None:
+        """A segment with SYN, FIN or RST: the connection's life cycle."""
         half = flow.halves[d]
-        seq = seg.seq
         if flags & SYN:
             half.syn(seq)
             seq = (seq + 1) & 0xFFFFFFFF
         if flags & RST:
             self._close(flow, EndReason.RST)
             return
-        payload = seg.payload
         if payload:
-            if d == 0 and flow.sni is None and half.next_off == 0 and payload[:1] == b"\x16":
+            if not d and half.next_off == 0 and flow.sni is None and payload[:1] == b"\x16":
                 flow.sni = client_hello_sni(payload)
-            half.segment(seq, payload, seg.ts, seg.index)
+            half.segment(seq, payload, ts, index)
         if flags & FIN:
             half.fin(seq, len(payload))
         h0, h1 = flow.halves
@@ -231,7 +248,7 @@ class FlowTable:
         """Over the memory cap: flush the least recently active flows until 90% of it is free again."""
         target = self.limits.memcap * 9 // 10
         for flow in sorted(self.lru.values(), key=lambda f: f.last):
-            if self.buffered() <= target:
+            if self.budget.used <= target:
                 break
             self.stats.net["evictions"] += 1
             self._close(flow, EndReason.MEMCAP)
