@@ -40,19 +40,27 @@ class NetScanner:
         lim = settings.limits
         self.table = FlowTable(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
-        self._origins: dict[tuple[int, int], NetworkOrigin] = {}
+        self._owned: dict[tuple[bytes, bytes], bool] = {}  # IP pair -> this process's share (cached hash)
 
     def scan(self, path: str) -> Iterator[Finding | FlowRecord]:
         """Every finding and ended flow of one capture file (open flows carry on into the next file)."""
         self.table.source = path
         decode, process, out = self.decoder.decode, self.table.process, self.out
         shards, mine = self.shards, self.shard
+        owned = self._owned
         for pkt in read_packets(path, self.stats):
             seg = decode(pkt)
             if seg is None:
                 continue
-            if shards > 1 and shard_of(seg.src, seg.dst, shards) != mine:
-                continue
+            if shards > 1:
+                pair = (seg.src, seg.dst)
+                mine_ = owned.get(pair)
+                if mine_ is None:
+                    if len(owned) > 1 << 18:
+                        owned.clear()
+                    mine_ = owned[pair] = shard_of(seg.src, seg.dst, shards) == mine
+                if not mine_:
+                    continue
             process(seg)
             if out:
                 yield from out
