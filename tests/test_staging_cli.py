@@ -176,3 +176,24 @@ def test_sigterm_keeps_what_was_found(tmp_path):
     assert con.execute("select count(*) from findings").fetchone() == (1,)
     assert con.execute("select status from runs").fetchone() == ("interrupted",)
     con.close()
+
+
+def test_workers_split_staged_files_and_find_the_same(tree, tmp_path, capsys):
+    one, two = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
+    assert run_cli(["-q", "scan", str(tree), "--no-db", "--jsonl", str(one)], capsys)[0] == 0
+    assert run_cli(["-q", "scan", str(tree), "--no-db", "--jsonl", str(two), "--workers", "2"], capsys)[0] == 0
+    ids = [sorted(r["event"]["id"] for r in records(p)) for p in (one, two)]
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+
+
+def test_a_capture_can_be_scanned_as_a_file(tmp_path, capsys):
+    from tests.netbuild import Conv, segments, write_pcap
+
+    member = b.gzip_plain(TEXT[:3000])  # small enough for one segment: the file has it in one piece
+    assert len(member) < 1400
+    pcap = write_pcap(tmp_path / "x.pcap", segments(Conv("10.0.0.1", 40000, "192.0.2.1", 80, [("c2s", member)])))
+    out = tmp_path / "f.jsonl"
+    assert run_cli(["-q", "scan", str(pcap), "--no-db", "--as", "file", "--jsonl", str(out)], capsys)[0] == 0
+    (r,) = records(out)
+    assert "network" not in r and r["file"]["path"] == str(pcap)
+    assert r["stagewatch"]["format"] == "gzip" and r["file"]["size"] == len(member)
