@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing as mp
-import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -164,7 +163,3 @@ def scan_paths(
     for r in results:
         if isinstance(r, Finding):
             yield r
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
