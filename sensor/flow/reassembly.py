@@ -91,10 +91,16 @@ class HalfStream:
         """Take one segment's payload; delivers whatever becomes contiguous."""
         if self.ended:
             return
-        if self.isn is None:
-            self.isn = seq  # picked up mid-stream: the first byte seen is offset 0
-        off = self._offset(seq)
+        isn = self.isn
+        if isn is None:
+            isn = self.isn = seq  # picked up mid-stream: the first byte seen is offset 0
         nxt = self.next_off
+        off = nxt + (((seq - isn - nxt + HALF) & M32) - HALF)  # signed 32-bit distance from the next byte
+        if off == nxt and not self.pending and nxt + len(payload) <= self.depth and self.fin_off is None:
+            # the common case, in order and nothing waiting: straight to the sink
+            self.sink.data(nxt, payload, ts, index)
+            self.next_off = nxt + len(payload)
+            return
         if off == nxt:
             self._deliver(payload, ts, index)
             if self.pending:
