@@ -7,7 +7,7 @@ import lzma
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lz4.frame
 
@@ -63,7 +63,6 @@ class Decoded:
     limit: LimitHit | None
     head: bytes
     data_ended: bool  # the object ran out before the stream ended
-    extra: dict[str, int] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:

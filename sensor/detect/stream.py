@@ -69,6 +69,7 @@ class StreamScanner:
         # whatever reads the captures: its `.source` names the file being read (flows span rotated files)
         self.reader = reader if reader is not None else origin
         self.closed = False
+        self._snapshot: ContentObject | None = None
         self._root_cache: StreamRoot | None = None
         self._root_for = -1
 
@@ -115,6 +116,7 @@ class StreamScanner:
             keep = min(keep, self.cands[0].offset)
         if self.hints:
             keep = min(keep, self.hints[0].offset - HINT_MARGIN)
+        self._snapshot = None  # not kept between advances: it would double the memory held
         self._drop(max(keep, self.base))
 
     def _yara(self, final: bool) -> None:
@@ -137,7 +139,7 @@ class StreamScanner:
         self.scanned = self.end_off
 
     def _decide(self, final: bool) -> None:
-        if not final and self.end_off < self.retry_at:
+        if not self.cands or (not final and self.end_off < self.retry_at):
             return
         obj = self._object()
         ctx = Context(self.det.limits, self._where(), at_object_start=self.base == self.obj_start)
@@ -182,7 +184,10 @@ class StreamScanner:
 
     # -- helpers ------------------------------------------------------------------------------
     def _object(self) -> ContentObject:
-        return ContentObject(origin=self.origin, data=bytes(self.buf), index=self.obj_index)
+        """The buffered bytes as an object, copied once per advance and only when something is verified."""
+        if self._snapshot is None:
+            self._snapshot = ContentObject(origin=self.origin, data=bytes(self.buf), index=self.obj_index)
+        return self._snapshot
 
     def _root(self, obj: ContentObject) -> StreamRoot:
         """One root per stream object."""
