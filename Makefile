@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SW := $(VENV)/bin/stagewatch
 APT_PKGS_RUN := libmagic1
-# zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), yara (bench peer)
-APT_PKGS_TEST := libmagic1 zip libarchive-tools
+# zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), tshark (the reference
+# peer for --objects and for the crafted protocol captures), yara (bench peer)
+APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench

@@ -10,8 +10,10 @@ the largest single process), 1 warm-up then the median of --runs timed runs:
   run outside the timing;
 - (b) the same, then `yara -w -r RULES DIR` (default threads); RULES is signatures/*.yar concatenated
   into one temp file with the repeated `import` lines dropped. Wall = sum of both, peak = the larger;
-- (c) `stagewatch scan FILE --no-db --jsonl OUT --home-net 10.0.0.0/8` (one process);
-- (d) the same with `--workers 2`.
+- (c) `stagewatch scan FILE --no-db --jsonl OUT --home-net 10.0.0.0/8 --raw-only` (one process, every
+  TCP stream scanned as raw bytes: the application layer's cost is (d) against this);
+- (d) the same without --raw-only: HTTP bodies, parts and values as objects (one process);
+- (e) (d) with `--workers 2`.
 
 Recall: a truth upload is found when a finding carries its sha256 with the kind DESIGN.md gives it:
 an alert when the upload leaves home_net (10.0.0.0/8), an `internal` event when the server is inside
@@ -174,18 +176,21 @@ def stagewatch_cmd() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "sensor"]
 
 
-def scan_args(pcap: Path, jsonl: Path, workers: int) -> list[str]:
+def scan_args(pcap: Path, jsonl: Path, workers: int, raw_only: bool = False) -> list[str]:
     args = ["scan", str(pcap), "--no-db", "--jsonl", str(jsonl), "--home-net", HOME_NET]
+    if raw_only:
+        args.append("--raw-only")
     return [*args, "--workers", str(workers)] if workers > 1 else args
 
 
-def time_stagewatch(pcap: Path, data_dir: Path, runs: int, workers: int) -> tuple[Case, Path]:
-    case = Case(f"stagewatch scan, {workers} process" + ("es" if workers > 1 else ""))
-    jsonl = data_dir / f"stagewatch-w{workers}.jsonl"
+def time_stagewatch(pcap: Path, data_dir: Path, runs: int, workers: int, raw_only: bool = False) -> tuple[Case, Path]:
+    flag = " --raw-only" if raw_only else ""
+    case = Case(f"stagewatch scan{flag}, {workers} process" + ("es" if workers > 1 else ""))
+    jsonl = data_dir / f"stagewatch-w{workers}{'-raw' if raw_only else ''}.jsonl"
     counts = []
     for i in range(runs + 1):
         jsonl.unlink(missing_ok=True)
-        cmd = [*stagewatch_cmd(), *scan_args(pcap, jsonl, workers)]
+        cmd = [*stagewatch_cmd(), *scan_args(pcap, jsonl, workers, raw_only)]
         wall, rss = timed(cmd, data_dir / f"stagewatch-w{workers}.out", cwd=REPO)
         counts.append(jsonl.read_bytes().count(b"\n"))
         if i:
@@ -369,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     cases.append(tf)
     cases.append(time_tcpflow(pcap, a.data_dir, a.runs, rules))
     outputs: dict[int, Path] = {}
+    raw, _ = time_stagewatch(pcap, a.data_dir, a.runs, 1, raw_only=True)  # the application layer's cost
+    cases.append(raw)
     for workers in (1, 2):
         c, outputs[workers] = time_stagewatch(pcap, a.data_dir, a.runs, workers)
         cases.append(c)
@@ -423,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     warm(prof_pcap)
     prof = profile(prof_pcap, a.data_dir)
 
-    c1, c2 = cases[2], cases[3]
-    print()
+    c1, c2 = cases[3], cases[4]  # after tcpflow, tcpflow + yara and the raw-only run
+    print(f"\napplication layer cost: {c1.wall / raw.wall:.2f}x the raw-only scan's wall ({raw.wall:.2f} s)")
     ok = [
         goal(tf.wall / c1.wall >= GOAL_X1, f"one process >= {GOAL_X1:.1f}x tcpflow: {tf.wall / c1.wall:.2f}x"),
         goal(tf.wall / c2.wall >= GOAL_X2, f"--workers 2 >= {GOAL_X2:.1f}x tcpflow: {tf.wall / c2.wall:.2f}x"),

@@ -16,10 +16,10 @@ from sensor.config import load_settings
 from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
-from sensor.model import Finding, FlowRecord
+from sensor.model import Finding, FlowRecord, ObjectRecord
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
-from sensor.output.ecs import finding_record, flow_record
+from sensor.output.ecs import finding_record, flow_record, object_record
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
 from sensor.pipeline import Job, scan_inputs, scan_parallel
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
     s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
     s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
+    s.add_argument(
+        "--objects", metavar="FILE|-", help="write one files.log-like JSON line per application object (HTTP body...)"
+    )
+    s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
 
@@ -100,6 +104,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
         host_from_path=a.host_from_path,
         observer=a.observer,
         home_net=home_net,
+        app_layer=False if a.raw_only else None,
+        objects=True if a.objects else None,
     )
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
@@ -109,6 +115,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
         sinks.append(JsonlSink(a.jsonl))
     if a.flows:
         sinks.append(JsonlSink(a.flows, FlowRecord))
+    if a.objects:
+        sinks.append(JsonlSink(a.objects, ObjectRecord))
     run_id = None
     if not a.no_db:
         store = FindingStore(a.db)
@@ -122,7 +130,12 @@ def cmd_scan(a: argparse.Namespace) -> int:
         with console.ScanProgress(enabled=None if not a.quiet and a.workers == 1 else False) as progress:
             results = scan_parallel(job, a.workers, stats) if a.workers > 1 else scan_inputs(job, stats, progress)
             for item in results:
-                record = finding_record(item) if isinstance(item, Finding) else flow_record(item)
+                if isinstance(item, Finding):
+                    record = finding_record(item)
+                elif isinstance(item, FlowRecord):
+                    record = flow_record(item)
+                else:
+                    record = object_record(item)
                 for sink in sinks:
                     sink.write(item, record)
                 if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * TABLE_ROWS:

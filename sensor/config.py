@@ -92,6 +92,8 @@ class Settings:
     home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
     rules_dir: Path | None = None  # defaults to the bundled signatures/
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
+    app_layer: bool = True  # parse HTTP/SMTP/FTP into objects; False scans every stream raw (--raw-only)
+    objects: bool = False  # produce an ObjectRecord per application object (--objects)
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -137,6 +137,22 @@ Origin = FileOrigin | NetworkOrigin
 
 
 @dataclass(frozen=True, slots=True)
+class AppMeta:
+    """What an application protocol says about an object (ECS http.*, url.*, email.*)."""
+
+    protocol: str  # "http" | "smtp" | "ftp"
+    method: str | None = None  # http.request.method
+    url: str | None = None  # url.original
+    domain: str | None = None  # url.domain (the Host header)
+    user_agent: str | None = None  # user_agent.original
+    status: int | None = None  # http.response.status_code
+    mail_from: str | None = None  # email.from.address (the envelope sender)
+    rcpt_to: tuple[str, ...] = ()  # email.to.address (the envelope recipients)
+    subject: str | None = None  # email.subject
+    command: str | None = None  # the FTP command that moved the file (STOR, RETR...)
+
+
+@dataclass(frozen=True, slots=True)
 class ContentObject:
     """Bytes to scan and where they came from; `layers` lists the encodings peeled off."""
 
@@ -147,6 +163,8 @@ class ContentObject:
     layers: tuple[str, ...] = ()
     index: int = 0  # the object's number within its flow (0 for a file)
     layer_offset: int | None = None  # where the encoded run sat in the original object
+    app: AppMeta | None = None  # the protocol's metadata for an application object
+    declared: Format | None = None  # the protocol says the object is this format (Content-Encoding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +235,23 @@ class Finding:
     sensitive: tuple[str, ...]
     reasons: tuple[str, ...]  # why this kind and severity (`stagewatch.reasons`)
     object_index: int = 0  # the object's number in its stream direction (a gap starts a new one)
+    name: str | None = None  # the application object's name (part filename, attachment, FTP path)
+    app: AppMeta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One application object as Zeek's files.log has it (`--objects`), found member or not."""
+
+    origin: NetworkOrigin
+    index: int
+    name: str | None
+    size: int
+    sha256: str
+    mime_type: str | None
+    layers: tuple[str, ...]
+    truncated: bool
+    app: AppMeta | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,19 +6,25 @@ kind of input; pipeline.py chooses it per input and runs it in one or several pr
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
 from sensor.capture.pcapfile import read_packets
 from sensor.config import Settings
+from sensor.detect import inner
 from sensor.detect.detector import Detector
 from sensor.detect.stream import StreamScanner
 from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
+from sensor.flow.reassembly import StreamSink
 from sensor.flow.table import Budget, Flow, FlowTable
-from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, Segment
+from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Segment
+from sensor.protocols.session import Session
 from sensor.stats import RunStats
+
+Result = Finding | FlowRecord | ObjectRecord
 
 
 def shard_of(a: bytes, b: bytes, shards: int) -> int:
@@ -36,13 +42,16 @@ class NetScanner:
         self.shard, self.shards = shard
         self.home = HomeNet(settings.home_net)
         self.budget = Budget()
-        self.out: list[Finding | FlowRecord] = []
+        self.out: list[Result] = []
+        self.app_layer = settings.app_layer
+        self.objects = settings.objects
+        self.limits = settings.limits
         lim = settings.limits
         self.table = FlowTable(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
         self._owned: dict[tuple[bytes, bytes], bool] = {}  # IP pair -> this process's share (cached hash)
 
-    def scan(self, path: str) -> Iterator[Finding | FlowRecord]:
+    def scan(self, path: str) -> Iterator[Result]:
         """Every finding and ended flow of one capture file (open flows carry on into the next file)."""
         self.table.source = path
         decode, process, out = self.decoder.decode, self.table.process, self.out
@@ -66,7 +75,7 @@ class NetScanner:
                 yield from out
                 out.clear()
 
-    def finish(self) -> Iterator[Finding | FlowRecord]:
+    def finish(self) -> Iterator[Result]:
         """End of input: flush every open flow through the detector."""
         self.decoder.close()
         self.table.flush()
@@ -92,8 +101,49 @@ class NetScanner:
             client_to_server=d == 0,
         )
 
-    def _sink(self, flow: Flow, d: int) -> StreamScanner:
-        return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self.table)
+    def _sink(self, flow: Flow, d: int) -> StreamSink:
+        if not self.app_layer:
+            return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self.table)
+        session = flow.app
+        if not isinstance(session, Session):
+            session = flow.app = Session(
+                lambda d_: self._origin(flow, d_),
+                self._object,
+                lambda d_, start, index, proto: self._raw(flow, d_, start, index, proto),
+                self.budget,
+                self.stats,
+                self.limits,
+                flow.sport,
+                self.table,
+            )
+        return session.sinks[d]
+
+    def _raw(self, flow: Flow, d: int, start: int, index: int, protocol: str | None) -> StreamScanner:
+        """A direction no extractor parses (any more): scanned raw from stream offset `start`."""
+        origin = self._origin(flow, d)
+        if protocol:
+            origin = replace(origin, protocol=protocol)
+        return StreamScanner(self.det, origin, self.out.append, self.budget, self.table, start, index)
+
+    def _object(self, obj: ContentObject, scan: bool) -> None:
+        """One application object: scanned (unless its parts are), and recorded for --objects."""
+        if scan:
+            self.out.extend(self.det.scan(obj))
+        if self.objects and isinstance(obj.origin, NetworkOrigin):
+            data = obj.data
+            self.out.append(
+                ObjectRecord(
+                    origin=obj.origin,
+                    index=obj.index,
+                    name=obj.name,
+                    size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    mime_type=inner.mime_of(bytes(data[: inner.MAGIC_BYTES])) if data else None,
+                    layers=obj.layers,
+                    truncated=obj.truncated,
+                    app=obj.app,
+                )
+            )
 
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:

@@ -19,14 +19,13 @@ from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
 from sensor.errors import InputError
-from sensor.model import Finding, FlowRecord
-from sensor.netscan import NetScanner
+from sensor.model import Finding
+from sensor.netscan import NetScanner, Result
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
 from sensor.stats import RunStats
 
 Progress = Callable[[str, int], None]
-Result = Finding | FlowRecord
 BATCH = 64  # results per message from a worker process
 
 

@@ -31,6 +31,7 @@ class RunStats:
     snapped: int = 0  # frames shorter on disk than on the wire (snaplen)
     undecoded: Counter[str] = field(default_factory=Counter)  # frames not decoded, by reason
     net: Counter[str] = field(default_factory=Counter)  # flows, streams, gaps, overlaps, evictions...
+    app: Counter[str] = field(default_factory=Counter)  # per protocol: sessions, objects, anomalies
 
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1
@@ -65,4 +66,5 @@ class RunStats:
             "snapped": self.snapped,
             "undecoded": dict(self.undecoded),
             "net": dict(self.net),
+            "app": dict(self.app),
         }

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import sensor.content
 import sensor.detect.verifiers
+import sensor.protocols
 from sensor.content import decoders
 from sensor.content.base64 import decode_b64
 from sensor.detect.engines import RuleFiles, bundled_rules_dir, engines
@@ -67,10 +68,15 @@ def test_every_rule_has_valid_meta(all_engines):
 
 
 @pytest.mark.parametrize(
-    "package,registry", [(sensor.detect.verifiers, sensor.detect.verifiers.verifiers), (sensor.content, decoders)]
+    "package,registry,skip",
+    [
+        (sensor.detect.verifiers, sensor.detect.verifiers.verifiers, ("base",)),
+        (sensor.content, decoders, sensor.content.NOT_PLUGINS),
+        (sensor.protocols, sensor.protocols.extractors, sensor.protocols.NOT_PLUGINS),
+    ],
 )
-def test_each_plugin_module_registers_one_entry(package, registry):
-    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in ("base", "decompress")]
+def test_each_plugin_module_registers_one_entry(package, registry, skip):
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in skip]
     for mod in modules:
         importlib.import_module(f"{package.__name__}.{mod}")
     by_module: dict[str, list[str]] = {}

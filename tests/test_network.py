@@ -165,6 +165,7 @@ def expect(
     object_index: int = 0,
     transport: str = "tcp",
     flow_start: Packet | None = None,
+    protocol: str | None = None,
 ) -> dict:
     """Assert one finding field by field (through its ECS record); returns the record.
 
@@ -184,11 +185,14 @@ def expect(
     assert rec["source"] == {"ip": ends.src, "port": ends.sport}
     assert rec["destination"] == {"ip": ends.dst, "port": ends.dport}
     proto = 6 if transport == "tcp" else 17
-    assert rec["network"] == {
+    network = {
         "transport": transport,
         "direction": direction,
         "community_id": ref_community_id(ends.src, ends.sport, ends.dst, ends.dport, proto),
     }
+    if protocol:
+        network["protocol"] = protocol
+    assert rec["network"] == network
     assert sw["source"] == {"path": str(pcap), "packet": packet}
     assert rec["@timestamp"] == iso_us(us_of(pkts[packet - 1]))
     assert sw["flow"]["client_to_server"] is client_to_server
@@ -774,13 +778,17 @@ def test_gzip_web_page_coming_in_is_an_inbound_event(tmp_path, rule_cache):
         pcap=pcap,
         pkts=pkts,
         packet=first_packet(pkts, conv, "s2c", len(head)),
-        offset=len(head),
+        offset=0,  # in its container, the HTTP response body
         ends=Ends(OUT4, 80, IN4, 51_840),
         direction="inbound",
         kind="event",
         client_to_server=False,
+        protocol="http",
     )
     assert rec["stagewatch"]["reasons"] == ["inbound"]
+    assert rec["http"] == {"request": {"method": "GET"}, "response": {"status_code": 200}}
+    assert rec["url"] == {"original": "/news/index.html", "domain": "news.example"}
+    assert rec["file"]["name"] == "index.html"
     assert run.stats.alerts == 0
     flow = one_flow(run)
     assert (flow.src, flow.sport, flow.dst, flow.dport, flow.direction) == (IN4, 51_840, OUT4, 80, "outbound")

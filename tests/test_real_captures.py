@@ -1,5 +1,5 @@
 """The real third-party captures of ../shared/pcaps/real (MANIFEST.md): read without a crash, and the
-compressed members their raw streams carry are found (HTTP/SMTP objects come with the next layer)."""
+compressed members they carry are found, in HTTP objects (with the layers peeled off) or raw streams."""
 
 from __future__ import annotations
 
@@ -30,9 +30,14 @@ EXPECTED: dict[str, dict[tuple[str, int, tuple[str, ...]], int]] = {
     "sv__http-evader-104-gzip.pcap": {("gzip", 88, ()): 1},
     "sv__http-evader-116-lzma.pcap": {("lzma", 90, ()): 1},
     "sv__http-evader-117-deflate-zlib.pcap": {("zlib", 76, ()): 1},
-    "sv__http-evader-126-gzip-gzip.pcap": {("gzip", 106, ()): 1},
+    # gzip,gzip: the outer coding is a member, and so is the gzip it decodes to
+    "sv__http-evader-126-gzip-gzip.pcap": {("gzip", 106, ()): 1, ("gzip", 88, ("gzip",)): 1},
     "sv__http-post-data-decompression.pcap": {("gzip", 45, ()): 1},  # a gzip request body: an upload
-    "sv__http-mime-truncated.pcap": {("gzip", 22, ()): 1, ("gzip", 36, ()): 1, ("zip", 133_722, ()): 1},
+    "sv__http-mime-truncated.pcap": {
+        ("gzip", 22, ("chunked",)): 1,  # chunked + gzip responses
+        ("gzip", 36, ("chunked",)): 1,
+        ("zip", 133_722, ("multipart",)): 1,  # the stolen-data upload, a multipart part
+    },
     "sv__smtp-rfc2231-zip.pcap": {("zip", 51_675, ("base64",)): 1},
     "sv__http-aptget-deb-truncated.pcap": {("gzip", 22_080, ()): 1, ("xz", 238_767, ()): 1},
     "sv__filestore-filecontainer-http-vlan.pcap": {("gzip", n, ()): 1 for n in (160, 483, 1175, 1244, 1681, 2440, 8524)}
@@ -48,8 +53,8 @@ EXPECTED: dict[str, dict[tuple[str, int, tuple[str, ...]], int]] = {
     "sv__http-encoding-gzip-uncompressed.pcap": {},  # says gzip, carries plain JSON
     # a base64 ZIP fragment with bad characters: a header and no data to verify
     "sv__bug-6207-1-smtp-zip-badbase64.pcap": {},
-    # raw deflate inside an HTTP body, not at an object start: found once HTTP bodies are objects
-    "sv__http-evader-106-deflate-raw.pcap": {},
+    # Content-Encoding: deflate sent as raw deflate: the body is the object, the coding says deflate
+    "sv__http-evader-106-deflate-raw.pcap": {("deflate", 70, ()): 1},
 }
 
 
@@ -86,7 +91,10 @@ def test_pdf_streams_and_ftp_transfers_are_found_whole(rule_cache):
 def test_stealer_upload_is_carved_whole_with_its_damaged_entry(rule_cache):
     findings, stats = scan(REAL / "sv__http-mime-truncated.pcap", rule_cache)
     (z,) = [f for f in findings if str(f.member.format) == "zip"]
-    assert (z.member.offset, z.member.length, z.member.truncated) == (4014, 133_722, False)
+    assert (z.member.offset, z.member.length, z.member.truncated) == (0, 133_722, False)
+    assert (z.encoding, z.encoding_offset) == (("multipart",), 978)  # the part starts 978 bytes into the body
+    assert z.name == "US_b6a20f7b-65fe-4514-b5e1-bc5ca5f55b786602772428.zip"  # the part's filename
+    assert z.app is not None and (z.app.method, z.app.url, z.app.domain) == ("POST", "/", "eroomia.com")
     assert z.member.checksum.value == "bad"  # /information.txt does not inflate (zipfile agrees)
     assert "/passwords.txt" in z.member.inner.names and "/screenshot.jpg" in z.member.inner.names
     assert "/passwords.txt" in z.sensitive

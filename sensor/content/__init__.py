@@ -3,6 +3,8 @@
 from sensor.content.base import Decoder, Peeled, decoders
 from sensor.registry import import_submodules
 
-import_submodules(__name__, __path__, skip=("base", "decompress"))
+# modules that are not decoder plug-ins: the seam itself and helpers the protocol layer calls
+NOT_PLUGINS = ("base", "decompress", "codings", "forms", "multipart")
+import_submodules(__name__, __path__, skip=NOT_PLUGINS)
 
-__all__ = ["Decoder", "Peeled", "decoders"]
+__all__ = ["NOT_PLUGINS", "Decoder", "Peeled", "decoders"]

@@ -30,7 +30,7 @@ class StreamRoot(Root):
         super().__init__(obj)
         self._size = size
 
-    def container(self) -> Container:
+    def container(self, typed: bool = True) -> Container:
         # A raw stream's head is a protocol's own bytes, not a file type: no libmagic call here
         # (it cost half the findings' time); application objects get typed with the HTTP layer.
         return Container(None, self._size(), None)
@@ -46,7 +46,11 @@ class StreamScanner:
         emit: Callable[[Finding], None],
         budget: Budget,
         reader: object | None = None,
+        start: int = 0,
+        index: int = 0,
     ) -> None:
+        """`start`/`index`: the stream offset of the first byte to come and its object number
+        (a protocol extractor hands the rest of a direction over to raw scanning)."""
         self.det = det
         self.origin = origin
         self.emit = emit
@@ -54,13 +58,13 @@ class StreamScanner:
         self.window = det.limits.window
         self.overlap = det.limits.overlap
         self.buf = bytearray()
-        self.base = 0  # stream offset of buf[0]
-        self.end_off = 0  # stream offset just past the buffered bytes
-        self.obj_start = 0  # stream offset where the current object (since the last gap) starts
-        self.obj_index = 0
-        self.scanned = 0  # stream offset up to which YARA has run
-        self.retry_at = 0  # a member running off the buffer is retried once the stream reaches this
-        self.covered = 0
+        self.base = start  # stream offset of buf[0]
+        self.end_off = start  # stream offset just past the buffered bytes
+        self.obj_start = start  # stream offset where the current object (since the last gap) starts
+        self.obj_index = index
+        self.scanned = start  # stream offset up to which YARA has run
+        self.retry_at = start  # a member running off the buffer is retried once the stream reaches this
+        self.covered = start
         self.cands: list[Candidate] = []  # absolute stream offsets, sorted
         self.hints: list[Hint] = []
         self.seen: set[tuple[object, int]] = set()

@@ -54,6 +54,7 @@ class Flow:
         "mid_stream",
         "source",
         "datagrams",
+        "app",
     )
 
     def __init__(self, seg: Segment, client_is_sender: bool, home: HomeNet, source: str) -> None:
@@ -73,6 +74,7 @@ class Flow:
         self.mid_stream = False
         self.source = source
         self.datagrams = 0
+        self.app: object | None = None  # the application layer's state for this connection
 
     def record(self, reason: str) -> FlowRecord:
         h = self.halves

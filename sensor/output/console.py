@@ -121,6 +121,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
             t.add_row("cut records / snapped frames", f"{stats.truncated_records} / {stats.snapped}")
     for label, counter in (
         ("network", stats.net),
+        ("application", stats.app),
         ("not decoded", stats.undecoded),
         ("verified", stats.verified),
         ("candidates", stats.candidates),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sensor.model import FileOrigin, Finding, FlowRecord, NetworkOrigin
+from sensor.model import AppMeta, FileOrigin, Finding, FlowRecord, NetworkOrigin, ObjectRecord
 
 TECHNIQUE = "T1560.002"
 
@@ -84,6 +84,9 @@ def finding_record(f: Finding) -> dict[str, Any]:
         sw["source"] = {"path": o.source, "packet": o.packet}
         sw["flow"] = {"start": iso(o.flow_start), "client_to_server": o.client_to_server}
         sw["object_index"] = f.object_index
+        if f.name:
+            file["name"] = f.name
+        record.update(app_fields(f.app))
     if isinstance(o, FileOrigin):
         file.update(
             {
@@ -97,6 +100,66 @@ def finding_record(f: Finding) -> dict[str, Any]:
         sw["source"] = {"path": o.root}
     record["file"] = _drop_none(file)
     record["stagewatch"] = sw
+    return record
+
+
+def app_fields(app: AppMeta | None) -> dict[str, Any]:
+    """ECS http.*, url.*, user_agent.*, email.* (and stagewatch's ftp command) of an object."""
+    if app is None:
+        return {}
+    out: dict[str, Any] = {}
+    http: dict[str, Any] = {}
+    if app.method:
+        http["request"] = {"method": app.method}
+    if app.status is not None:
+        http["response"] = {"status_code": app.status}
+    if http:
+        out["http"] = http
+    url = _drop_none({"original": app.url, "domain": app.domain})
+    if url:
+        out["url"] = url
+    if app.user_agent:
+        out["user_agent"] = {"original": app.user_agent}
+    email = _drop_none(
+        {
+            "from": {"address": [app.mail_from]} if app.mail_from else None,
+            "to": {"address": list(app.rcpt_to)} if app.rcpt_to else None,
+            "subject": app.subject,
+        }
+    )
+    if email:
+        out["email"] = email
+    if app.command:
+        out["ftp"] = {"command": app.command}
+    return out
+
+
+def object_record(r: ObjectRecord) -> dict[str, Any]:
+    """A files.log-like JSON line for one application object (`--objects`)."""
+    o = r.origin
+    record: dict[str, Any] = {
+        "@timestamp": iso(o.ts),
+        "event": {
+            "kind": "event",
+            "category": ["network", "file"],
+            "module": "stagewatch",
+            "dataset": "stagewatch.object",
+        },
+        "source": {"ip": o.src, "port": o.sport},
+        "destination": {"ip": o.dst, "port": o.dport},
+        "network": _drop_none(
+            {"transport": o.transport, "direction": o.direction, "protocol": o.protocol, "community_id": o.community_id}
+        ),
+        "file": _drop_none({"name": r.name, "size": r.size, "hash": {"sha256": r.sha256}, "mime_type": r.mime_type}),
+        "stagewatch": {
+            "encoding": list(r.layers),
+            "truncated": r.truncated,
+            "object_index": r.index,
+            "source": {"path": o.source, "packet": o.packet},
+            "flow": {"start": iso(o.flow_start), "client_to_server": o.client_to_server},
+        },
+    }
+    record.update(app_fields(r.app))
     return record
 
 

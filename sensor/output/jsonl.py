@@ -7,7 +7,7 @@ import sys
 from typing import Any, ClassVar, TextIO
 
 from sensor.errors import InputError
-from sensor.model import Finding, FlowRecord
+from sensor.model import Finding
 from sensor.output.base import sinks
 
 
@@ -17,7 +17,7 @@ def dumps(record: dict[str, Any]) -> str:
 
 @sinks.register("jsonl")
 class JsonlSink:
-    """`--jsonl FILE|-` (findings) or `--flows FILE|-` (flows): FILE is rewritten, `-` is stdout."""
+    """`--jsonl`, `--flows` or `--objects FILE|-`: one kind of record; FILE is rewritten, `-` is stdout."""
 
     name: ClassVar[str] = "jsonl"
 
@@ -29,7 +29,7 @@ class JsonlSink:
         except OSError as e:
             raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
 
-    def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None:
+    def write(self, item: object, record: dict[str, Any]) -> None:
         if not isinstance(item, self.kind):
             return
         self._f.write(dumps(record) + "\n")

@@ -54,11 +54,13 @@ class StoreSink:
         self._rows: list[FindingRow] = []
         self._flows: list[FlowRow] = []
 
-    def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None:
+    def write(self, item: object, record: dict[str, Any]) -> None:
         if isinstance(item, Finding):
             self._rows.append(row_of(item, record))
-        else:
+        elif isinstance(item, FlowRecord):
             self._flows.append(flow_row(self.observer, item, record))
+        else:
+            return  # application objects go to --objects only
         if len(self._rows) + len(self._flows) >= BATCH:
             self.flush()
 

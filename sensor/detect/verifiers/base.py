@@ -45,6 +45,7 @@ class Context:
     limits: Limits
     where: str  # location for LimitHit and log lines
     at_object_start: bool
+    declared: Format | None = None  # the protocol says the object is this (Content-Encoding)
 
 
 class Verifier(Protocol):

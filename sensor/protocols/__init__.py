@@ -1,0 +1,9 @@
+"""Application layer: extractors that turn reassembled streams into the objects protocols carry."""
+
+from sensor.protocols.base import DirBuffer, Extractor, Wire, extractors
+from sensor.registry import import_submodules
+
+NOT_PLUGINS = ("base", "session")  # the seam and the connection that drives it
+import_submodules(__name__, __path__, skip=NOT_PLUGINS)
+
+__all__ = ["NOT_PLUGINS", "DirBuffer", "Extractor", "Wire", "extractors"]

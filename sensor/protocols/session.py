@@ -1,0 +1,299 @@
+"""One TCP connection's application layer: choose an extractor, feed it, fall back to raw scanning.
+
+Until the protocol is known both directions are held (a server greeting comes before the
+client's first command). When no extractor claims the connection, or one gives up on a
+direction (malformed data, a gap), that direction's bytes go to a raw stream scanner from the
+stream offset where parsing stopped, so a member is never lost because its wrapping was broken.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import replace
+
+from sensor.config import Limits
+from sensor.flow.reassembly import EndReason, StreamSink
+from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin
+from sensor.protocols.base import DirBuffer, Extractor, extractors
+from sensor.stats import RunStats
+
+SNIFF_MAX = 16 * 1024  # bytes held per direction before a connection no extractor claims goes raw
+
+MakeRaw = Callable[[int, int, int, str | None], StreamSink]  # (direction, offset, index, protocol)
+
+
+class DirSink:
+    """The reassembly sink of one direction: forwards to its session."""
+
+    __slots__ = ("session", "d")
+
+    def __init__(self, session: Session, d: int) -> None:
+        self.session = session
+        self.d = d
+
+    def data(self, offset: int, payload: bytes, ts: float, index: int) -> None:
+        self.session.data(self.d, offset, payload, ts, index)
+
+    def gap(self, offset: int, size: int) -> None:
+        self.session.gap(self.d, offset, size)
+
+    def end(self, reason: EndReason) -> None:
+        self.session.end(self.d, reason)
+
+    def peek(self, offset: int, size: int) -> bytes | None:
+        return self.session.peek(self.d, offset, size)
+
+
+class Session:
+    """Both directions of one connection, as an extractor's `Wire`."""
+
+    def __init__(
+        self,
+        origin: Callable[[int], NetworkOrigin],
+        on_object: Callable[[ContentObject, bool], None],
+        make_raw: MakeRaw,
+        budget: object,
+        stats: RunStats,
+        limits: Limits,
+        server_port: int,
+        reader: object,
+    ) -> None:
+        self.origin = origin
+        self.limits = limits
+        self.on_object = on_object
+        self.make_raw = make_raw
+        self.stats = stats
+        self.server_port = server_port
+        self.reader = reader  # `.source`: the capture file being read
+        self.bufs = (DirBuffer(budget), DirBuffer(budget))
+        # (stream offset, ts, packet, capture) of each delivered segment, per direction
+        self.mark_off: tuple[list[int], list[int]] = ([], [])
+        self.marks: tuple[list[tuple[float, int, str]], list[tuple[float, int, str]]] = ([], [])
+        self.raws: list[StreamSink | None] = [None, None]
+        self.ext: Extractor | None = None
+        self.decided = False
+        self.ended = [False, False]
+        self.indexes = [0, 0]
+        self.sinks = (DirSink(self, 0), DirSink(self, 1))
+
+    # -- from reassembly ----------------------------------------------------------------------
+    def data(self, d: int, offset: int, payload: bytes, ts: float, index: int) -> None:
+        raw = self.raws[d]
+        if raw is not None:
+            raw.data(offset, payload, ts, index)
+            return
+        buf = self.bufs[d]
+        if not buf.data:
+            buf.base = offset
+        self.mark_off[d].append(offset)
+        self.marks[d].append((ts, index, self.reader.source))  # type: ignore[attr-defined]
+        buf.append(payload)
+        if not self.decided:
+            self._decide(force=False)
+            return
+        if self.ext is not None:
+            self._parse(d)
+
+    def gap(self, d: int, offset: int, size: int) -> None:
+        raw = self.raws[d]
+        if raw is not None:
+            raw.gap(offset, size)
+            return
+        if not self.decided:
+            self._decide(force=True)
+            if self.raws[d] is not None:
+                self.raws[d].gap(offset, size)  # type: ignore[union-attr]
+                return
+        if self.ext is not None:
+            self.ext.gap(d)  # flushes what it was building
+        self.count("gaps")
+        if self.raws[d] is None:
+            self._to_raw(d, offset + size, gap_first=True)
+        else:
+            self.raws[d].gap(offset, size)  # type: ignore[union-attr]
+
+    def end(self, d: int, reason: EndReason) -> None:
+        if self.ended[d]:
+            return
+        self.ended[d] = True
+        buf = self.bufs[d]
+        buf.ended = True
+        raw = self.raws[d]
+        if raw is not None:
+            raw.end(reason)
+            return
+        if not self.decided:
+            self._decide(force=True)  # a raw scanner made now is ended by _to_raw
+        if self.raws[d] is None and self.ext is not None:
+            self._parse(d)  # the extractor sees `ended` and flushes what it holds
+            if self.raws[d] is None:
+                buf.restart(buf.end)
+
+    def peek(self, d: int, offset: int, size: int) -> bytes | None:
+        raw = self.raws[d]
+        if raw is not None:
+            return raw.peek(offset, size)
+        buf = self.bufs[d]
+        if offset < buf.base or offset + size > buf.end:
+            return None
+        return bytes(buf.data[offset - buf.base : offset - buf.base + size])
+
+    # -- Wire, for the extractor --------------------------------------------------------------
+    def buf(self, d: int) -> DirBuffer:
+        return self.bufs[d]
+
+    def next_index(self, d: int) -> int:
+        self.indexes[d] += 1
+        return self.indexes[d] - 1
+
+    def emit(
+        self,
+        d: int,
+        offset: int,
+        data: bytes,
+        *,
+        name: str | None = None,
+        truncated: bool = False,
+        layers: tuple[str, ...] = (),
+        app: AppMeta | None = None,
+        declared: Format | None = None,
+        layer_offset: int | None = None,
+        index: int | None = None,
+        stamp: tuple[float, int, str] | None = None,
+        scan: bool = True,
+    ) -> int:
+        """Hand one application object to the detector; returns its index in the direction.
+
+        `stamp` is the (time, packet, capture) of its first byte when the caller kept it;
+        `scan=False` records the object (--objects) without scanning it (its parts are scanned).
+        """
+        if index is None:
+            index = self.next_index(d)
+        ts, packet, source = stamp or self.stamp(d, offset)
+        origin = replace(self.origin(d), ts=ts, packet=packet, source=source, protocol=self.ext_name)
+        self.count("objects")
+        self.on_object(
+            ContentObject(
+                origin=origin,
+                data=data,
+                name=name,
+                truncated=truncated,
+                layers=layers,
+                index=index,
+                layer_offset=layer_offset,
+                app=app,
+                declared=declared,
+            ),
+            scan,
+        )
+        return index
+
+    def raw(
+        self,
+        d: int,
+        offset: int,
+        why: str | None,
+        replay: bytes = b"",
+        stamp: tuple[float, int, str] | None = None,
+    ) -> None:
+        """Stop parsing direction d; scan its bytes from stream `offset` on as a raw stream.
+
+        `replay` are bytes already taken out of the buffer that sat at `offset`, just before it
+        (a body held back until the next message proved its length right), stamped `stamp`.
+        """
+        if why:
+            self.anomaly(why)
+        if self.raws[d] is None:
+            self._to_raw(d, offset, replay=replay, stamp=stamp)
+
+    def anomaly(self, what: str) -> None:
+        self.stats.app[f"{self.ext_name or 'raw'}.anomaly.{what}"] += 1
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.stats.app[f"{self.ext_name or 'raw'}.{what}"] += n
+
+    @property
+    def ext_name(self) -> str | None:
+        return self.ext.name if self.ext is not None else None
+
+    # -- internals ----------------------------------------------------------------------------
+    def _decide(self, force: bool) -> None:
+        client = bytes(self.bufs[0].data[:512])
+        server = bytes(self.bufs[1].data[:512])
+        if not client and not force and len(self.bufs[1].data) < SNIFF_MAX:
+            return  # server greetings come first; the client's first words decide
+        maybe = False
+        port = self.server_port
+        for _, cls in sorted(extractors.items(), key=lambda kv: port not in kv[1].ports):
+            verdict = cls.sniff(client, server)
+            if verdict:
+                self.decided = True
+                self.ext = cls(self)
+                self.stats.app[f"{cls.name}.sessions"] += 1
+                for d in (0, 1):
+                    self._parse(d)
+                return
+            maybe = maybe or verdict is None
+        if maybe and not force and len(self.bufs[0].data) < SNIFF_MAX and len(self.bufs[1].data) < SNIFF_MAX:
+            return
+        self.decided = True
+        self.stats.app["raw.sessions"] += 1
+        for d in (0, 1):
+            self._to_raw(d, self.bufs[d].base)
+
+    def _parse(self, d: int) -> None:
+        if self.raws[d] is not None or self.ext is None:
+            return
+        self.ext.parse(d)
+        self._prune(d)
+
+    def _prune(self, d: int) -> None:
+        offs = self.mark_off[d]
+        i = bisect.bisect_right(offs, self.bufs[d].base) - 1
+        if i > 0:
+            del offs[:i]
+            del self.marks[d][:i]
+
+    def stamp(self, d: int, offset: int) -> tuple[float, int, str]:
+        """(time, packet, capture) of the segment that carried stream byte `offset` of direction d."""
+        offs = self.mark_off[d]
+        i = bisect.bisect_right(offs, offset) - 1
+        if offs:
+            return self.marks[d][max(i, 0)]
+        o = self.origin(d)
+        return o.flow_start, 0, o.source
+
+    def _to_raw(
+        self,
+        d: int,
+        offset: int,
+        gap_first: bool = False,
+        replay: bytes = b"",
+        stamp: tuple[float, int, str] | None = None,
+    ) -> None:
+        """Direction d goes to a raw scanner from `offset`: replay what is buffered from there."""
+        buf = self.bufs[d]
+        raw = self.make_raw(d, offset, self.next_index(d), self.ext_name)
+        self.raws[d] = raw
+        if replay:
+            ts, packet, _ = stamp or self.stamp(d, offset)
+            raw.data(offset, replay, ts, packet)
+            offset += len(replay)
+        if not gap_first and offset >= buf.base:
+            offs, marks = self.mark_off[d], self.marks[d]
+            for i, off in enumerate(offs):
+                nxt = offs[i + 1] if i + 1 < len(offs) else buf.end
+                lo = max(off, offset)
+                if nxt <= lo:
+                    continue
+                ts, packet, _ = marks[i]
+                raw.data(lo, bytes(buf.data[lo - buf.base : nxt - buf.base]), ts, packet)
+        buf.restart(buf.end)
+        self.mark_off[d].clear()
+        self.marks[d].clear()
+        if self.ended[d]:
+            raw.end(EndReason.EOF)
+
+
+__all__ = ["SNIFF_MAX", "DirSink", "Session"]
