@@ -20,6 +20,7 @@ from sensor.model import Finding, FlowRecord, ObjectRecord
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import finding_record, flow_record, object_record
+from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
 from sensor.pipeline import Job, scan_inputs, scan_parallel
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--objects", metavar="FILE|-", help="write one files.log-like JSON line per application object (HTTP body...)"
     )
+    s.add_argument("--extract", type=Path, metavar="DIR", help="write carved members to DIR/<sha256[:2]>/<sha256>")
     s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
@@ -106,9 +108,12 @@ def cmd_scan(a: argparse.Namespace) -> int:
         home_net=home_net,
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,
+        extract_dir=a.extract,
     )
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
+    if settings.extract_dir is not None:
+        MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before the scan
     sinks: list[Any] = []
     store = None
     if a.jsonl:

@@ -94,6 +94,7 @@ class Settings:
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
     app_layer: bool = True  # parse HTTP/SMTP/FTP into objects; False scans every stream raw (--raw-only)
     objects: bool = False  # produce an ObjectRecord per application object (--objects)
+    extract_dir: Path | None = None  # --extract DIR: carved members written by sha256
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -46,6 +46,7 @@ class NetScanner:
         self.app_layer = settings.app_layer
         self.objects = settings.objects
         self.limits = settings.limits
+        self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry)
         lim = settings.limits
         self.table = FlowTable(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
@@ -79,6 +80,10 @@ class NetScanner:
         """End of input: flush every open flow through the detector."""
         self.decoder.close()
         self.table.flush()
+        for state in self.shared.values():
+            flush = getattr(state, "flush", None)
+            if flush is not None:
+                flush()  # transfers still waiting for their other half go out unnamed
         yield from self.out
         self.out.clear()
 
@@ -115,6 +120,7 @@ class NetScanner:
                 self.limits,
                 flow.sport,
                 self.table,
+                self.shared,
             )
         return session.sinks[d]
 

@@ -21,6 +21,7 @@ from sensor.detect.detector import Detector
 from sensor.errors import InputError
 from sensor.model import Finding
 from sensor.netscan import NetScanner, Result
+from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
 from sensor.stats import RunStats
@@ -50,7 +51,8 @@ def _head(path: str) -> bytes:
 def scan_inputs(job: Job, stats: RunStats, progress: Progress | None = None) -> Iterator[Result]:
     """Findings and ended flows from every input of the job, as they come."""
     settings = job.settings
-    detector = Detector(settings, stats)
+    keep = MemberFiles(settings.extract_dir, stats).put if settings.extract_dir else None
+    detector = Detector(settings, stats, keep_member=keep)
     namer = HostNamer(settings.host, settings.host_from_path)
     net: NetScanner | None = None
     mine, shards = job.shard

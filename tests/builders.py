@@ -75,6 +75,15 @@ RAR5_MARKER = b"Rar!\x1a\x07\x01\x00"
 # Data
 
 
+HOSTS = (
+    b"# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n"
+    b"# This is a sample HOSTS file used by Microsoft TCP/IP for Windows.\r\n"
+    b"#\r\n# localhost name resolution is handled within DNS itself.\r\n#\t127.0.0.1       localhost\r\n"
+    b"#\t::1             localhost\r\n"
+    + b"".join(f"10.20.{n // 250}.{n % 250 + 1}\tsrv{n:03d}.corp.example\r\n".encode() for n in range(120))
+)  # the file the atomic tests of the seed read and compress (%SystemRoot%\\System32\\drivers\\etc\\hosts)
+
+
 def random_bytes(n: int, seed: int) -> bytes:
     """Return ``n`` pseudo-random bytes, the same for the same ``seed``."""
     return random.Random(seed).randbytes(n)

@@ -83,7 +83,7 @@ def test_each_plugin_module_registers_one_entry(package, registry, skip):
     for name in registry.names():
         by_module.setdefault(registry.modules[name].rsplit(".", 1)[-1], []).append(str(name))
     assert sorted(by_module) == sorted(modules)
-    aliases = {"sevenzip": "7z", "hexrun": "hex"}
+    aliases = {"sevenzip": "7z", "hexrun": "hex", "ftp_data": "ftp-data"}
     for mod, names in by_module.items():
         assert names == [aliases.get(mod, mod)]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sensor.cli import main as cli_main
 from sensor.config import Limits, Settings
 from sensor.model import Finding, ObjectRecord
 from sensor.output.ecs import finding_record, object_record
@@ -18,6 +19,7 @@ from sensor.pipeline import Job, scan_inputs
 from sensor.stats import RunStats
 from tests import appbuild as ab
 from tests.builders import (
+    HOSTS,
     bzip2_member,
     gzip_dotnet,
     gzip_named,
@@ -33,11 +35,11 @@ from tests.netbuild import Conv, payload_stream, reorder, segments, write_pcap
 HOME = ("10.0.0.0/8",)
 FORM = "application/x-www-form-urlencoded"
 CLIENT, SERVER, INSIDE = "10.0.0.10", "203.0.113.80", "10.0.0.80"
-STAGED = sample_text(60_000, 7)  # the staged CSV of the atomic tests
+STAGED = HOSTS  # what the atomic tests of the seed stage
 ZLIB_BLOB = zlib_member(STAGED)  # stage_df00.zlib (Python zlib)
 GZ_BLOB = gzip_dotnet(STAGED)  # stage_df00.gz (PowerShell GZipStream)
-ZIP_BLOB = zip_archive({"stage_df00.csv": STAGED})
-TAR_BZ2 = tar_archive({"stage_df00.csv": STAGED}, "bz2")
+ZIP_BLOB = zip_archive({"stage_df00.csv": sample_text(60_000, 7)})
+TAR_BZ2 = tar_archive({"stage_df00.csv": sample_text(60_000, 7)}, "bz2")
 
 
 @dataclass
@@ -329,3 +331,41 @@ def test_raw_only_scans_streams_like_before(tmp_path, rule_cache):
     run = run_pcap(rule_cache, capture(tmp_path, c), app_layer=False)
     f = run.one(ZLIB_BLOB)
     assert f.origin.protocol is None and f.member.offset == len(req) - len(ZLIB_BLOB) and run.objects == []
+
+
+# -- command line: --objects and --extract ----------------------------------------------------------
+
+
+def test_cli_writes_objects_and_extracts_members_by_hash(tmp_path, rule_cache):
+    member = gzip_named(sample_text(20_000, 40), "evil.csv")
+    ctype, body = ab.multipart([ab.Part("f", member, filename="../../../tmp/x.gz")])
+    req = ab.http_request("POST", "/u/..%2F..%2Fboot.ini", "x.example", body, [("Content-Type", ctype)])
+    pcap = capture(tmp_path, conv([(req, ok())]))
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(f'cache_dir = "{rule_cache}"\n')
+    out, objs, dest = tmp_path / "f.jsonl", tmp_path / "o.jsonl", tmp_path / "carved"
+    args = ["-q", "scan", str(pcap), "--no-db", "--jsonl", str(out), "--objects", str(objs), "--extract", str(dest)]
+    assert cli_main([*args, "--home-net", "10.0.0.0/8", "--config", str(cfg)]) == 0
+    sha = hashlib.sha256(member).hexdigest()
+    files = [p for p in dest.rglob("*") if p.is_file()]
+    assert files == [dest / sha[:2] / sha] and files[0].read_bytes() == member
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rec["file"]["name"] == "../../../tmp/x.gz"  # reported as sent, never used as a path
+    objects = [json.loads(line) for line in objs.read_text().splitlines()]
+    assert {o["file"]["hash"]["sha256"] for o in objects} >= {hashlib.sha256(body).hexdigest(), sha}
+    assert all(o["network"]["protocol"] == "http" for o in objects)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    assert cli_main([*args[:-1], str(blocked / "sub"), "--config", str(cfg)]) == 1  # one-line error, nothing run
+
+
+def test_content_coding_layers_past_the_depth_limit_are_counted(tmp_path, rule_cache):
+    inner = zlib_member(sample_text(5000, 41))
+    body = inner
+    for _ in range(5):
+        body = ab.gzip_body(body)
+    req = ab.http_request("POST", "/n", "x.example", body, content_encoding="gzip, gzip, gzip, gzip, gzip")
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(req, ok())])), limits=Limits(max_depth=3))
+    assert run.stats.limits["depth"] >= 1
+    assert run.of(inner) == []  # two codings were left on: the zlib stream was not reached
+    assert len(run.of(body)) == 1  # the body itself, a gzip member leaving, is still found

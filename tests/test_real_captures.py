@@ -38,11 +38,11 @@ EXPECTED: dict[str, dict[tuple[str, int, tuple[str, ...]], int]] = {
         ("gzip", 36, ("chunked",)): 1,
         ("zip", 133_722, ("multipart",)): 1,  # the stolen-data upload, a multipart part
     },
-    "sv__smtp-rfc2231-zip.pcap": {("zip", 51_675, ("base64",)): 1},
+    "sv__smtp-rfc2231-zip.pcap": {("zip", 51_675, ("mime", "base64")): 1},  # an attachment
     "sv__http-aptget-deb-truncated.pcap": {("gzip", 22_080, ()): 1, ("xz", 238_767, ()): 1},
     "sv__filestore-filecontainer-http-vlan.pcap": {("gzip", n, ()): 1 for n in (160, 483, 1175, 1244, 1681, 2440, 8524)}
     | {("zlib", 1371, ()): 1},
-    "sv__smtp-bug-5981-ooo.pcap": {("zlib", 488, ("base64",)): 1},
+    "sv__smtp-bug-5981-ooo.pcap": {("zlib", 488, ("mime", "base64")): 1},  # inside winmail.dat
     # negatives of the manifest: plain text, TLS, a pcap sent over IRC DCC, text uploads
     "zeek__http-multipart.pcap": {},
     "zeek__smtp.pcap": {},

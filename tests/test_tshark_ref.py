@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tshark_ref import RefObject, TsharkError, export_objects, tshark_available
+from tests.tshark_ref import TsharkError, export_objects, tshark_available
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "real"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} is absent (it lives beside the repo in CI)")
@@ -21,9 +21,9 @@ GZIP_JSON = "202b775be087f5af98e95120e42769a9b3488f84c5aa79c4f4c1093d348f849c"
 @needs_tshark
 def test_http_bodies_come_decoded_and_request_bodies_too(tmp_path: Path) -> None:
     # the 165-byte gzip response body is exported as its 197 decoded bytes, named after the URI /gzip
-    assert export_objects(REAL / "zeek__http-get-gzip.pcap", "http", tmp_path) == [
-        RefObject("http", "gzip", 197, GZIP_JSON)
-    ]
+    got = export_objects(REAL / "zeek__http-get-gzip.pcap", "http", tmp_path)
+    assert [(o.protocol, o.filename, o.size, o.sha256) for o in got] == [("http", "gzip", 197, GZIP_JSON)]
+    assert got[0].path.read_bytes()[:1] == b"{"  # the decoded JSON is left on disk
     # a gzip POST body (45 B on the wire) comes out decoded, then the response under the same name, numbered
     got = export_objects(REAL / "sv__http-post-data-decompression.pcap", "http", tmp_path)
     assert [(o.filename, o.size) for o in got] == [("hi(1).php", 24), ("hi.php", 25)]
@@ -62,7 +62,8 @@ def test_a_capture_cut_short_is_not_a_failure(tmp_path: Path) -> None:
     data = (REAL / "zeek__http-get-gzip.pcap").read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[:-10])  # tshark exits 2 ("cut short in the middle of a packet") yet exports
-    assert export_objects(cut, "http", tmp_path) == [RefObject("http", "gzip", 197, GZIP_JSON)]
+    got = export_objects(cut, "http", tmp_path)
+    assert [(o.protocol, o.filename, o.size, o.sha256) for o in got] == [("http", "gzip", 197, GZIP_JSON)]
 
 
 @needs_tshark

@@ -47,6 +47,7 @@ class RefObject:
     filename: str
     size: int
     sha256: str
+    path: Path  # the exported file (left in place for inspection)
 
 
 def tshark_available() -> bool:
@@ -110,5 +111,5 @@ def export_objects(
     objects = []
     for path in sorted(out_dir.iterdir()):
         data = path.read_bytes()
-        objects.append(RefObject(proto, path.name, len(data), hashlib.sha256(data).hexdigest()))
+        objects.append(RefObject(proto, path.name, len(data), hashlib.sha256(data).hexdigest(), path))
     return objects

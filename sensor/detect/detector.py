@@ -6,7 +6,7 @@ import bisect
 import hashlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from loguru import logger
@@ -110,7 +110,15 @@ def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
 class Detector:
     """Finds verified compressed members in objects; one instance per process (rules compiled once)."""
 
-    def __init__(self, settings: Settings, stats: RunStats | None = None, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stats: RunStats | None = None,
+        engine: Engine | None = None,
+        keep_member: Callable[[str, Buffer], None] | None = None,
+    ) -> None:
+        """`keep_member(sha256, bytes)` receives every carved member (--extract)."""
+        self.keep_member = keep_member
         self.settings = settings
         self.limits = settings.limits
         self.stats = stats if stats is not None else RunStats()
@@ -348,6 +356,12 @@ class Detector:
         # network objects that do not leave home_net are events whatever they hold: no libmagic
         typed = isinstance(o, FileOrigin) or o.direction == "outbound"
         container = root.container(typed)
+        if self.keep_member is not None:
+            view = memoryview(obj.data)
+            try:
+                self.keep_member(member.sha256, view[v.offset : v.offset + v.length])
+            finally:
+                view.release()
         document = inner.zip_document_type(names, v.head) if v.format is Format.ZIP else None
         sensitive = self.sensitive.match(names + ((v.stored_name,) if v.stored_name else ()))
         j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers)

@@ -57,6 +57,9 @@ class Wire(Protocol):
 
     limits: Limits
     stats: RunStats
+    shared: dict[str, object]  # per-process state shared by extractors (one dict per scanner)
+
+    def endpoints(self) -> tuple[str, int, str, int]: ...
 
     def buf(self, d: int) -> DirBuffer: ...
 
@@ -103,7 +106,12 @@ class Extractor(Protocol):
 
     @staticmethod
     def sniff(client: bytes, server: bytes) -> bool | None:
-        """True: this protocol; False: not it; None: too few bytes to say yet."""
+        """True: this protocol; False: not it; None: too few bytes to say yet.
+
+        An extractor may also define `claim(wire, client, server) -> bool`, asked before any
+        sniff: a connection that another connection announced (an FTP data channel) is claimed
+        by context, whatever its bytes look like.
+        """
         ...
 
     def parse(self, d: int) -> None:

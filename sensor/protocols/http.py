@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from sensor.config import Limits
 from sensor.content import codings, forms, multipart
-from sensor.model import AppMeta
+from sensor.model import AppMeta, Limit, LimitHit
 from sensor.protocols.base import Wire, extractors
 
 MAX_HEADER = 64 * 1024
@@ -422,6 +422,9 @@ class Http:
             scan=not plain,
         )
         inner, inner_layers = data, layers
+        if len(todo) > lim.max_depth:  # "gzip, gzip, gzip, ..." : a decoding bomb in layers
+            wire.stats.limit(LimitHit(Limit.DEPTH, f"{req.target if req else ''} content codings", len(todo)))
+            todo = todo[-lim.max_depth :]
         for n, coding in enumerate(reversed(todo)):  # the last coding listed was applied last
             if n:  # an intermediate layer (gzip inside gzip) is itself a member: scanned too
                 wire.emit(

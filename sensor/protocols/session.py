@@ -58,8 +58,10 @@ class Session:
         limits: Limits,
         server_port: int,
         reader: object,
+        shared: dict[str, object] | None = None,
     ) -> None:
         self.origin = origin
+        self.shared = shared if shared is not None else {}  # per-process state extractors share (FTP)
         self.limits = limits
         self.on_object = on_object
         self.make_raw = make_raw
@@ -225,14 +227,18 @@ class Session:
             return  # server greetings come first; the client's first words decide
         maybe = False
         port = self.server_port
-        for _, cls in sorted(extractors.items(), key=lambda kv: port not in kv[1].ports):
+        ordered = sorted(extractors.items(), key=lambda kv: port not in kv[1].ports)
+        for _, cls in ordered:
+            # context first: a connection another one announced (an FTP data channel) is claimed
+            # whatever its bytes; then content
+            claim = getattr(cls, "claim", None)
+            if claim is not None and claim(self, client, server):
+                self._choose(cls)
+                return
+        for _, cls in ordered:
             verdict = cls.sniff(client, server)
             if verdict:
-                self.decided = True
-                self.ext = cls(self)
-                self.stats.app[f"{cls.name}.sessions"] += 1
-                for d in (0, 1):
-                    self._parse(d)
+                self._choose(cls)
                 return
             maybe = maybe or verdict is None
         if maybe and not force and len(self.bufs[0].data) < SNIFF_MAX and len(self.bufs[1].data) < SNIFF_MAX:
@@ -241,6 +247,18 @@ class Session:
         self.stats.app["raw.sessions"] += 1
         for d in (0, 1):
             self._to_raw(d, self.bufs[d].base)
+
+    def _choose(self, cls: type) -> None:
+        self.decided = True
+        self.ext = cls(self)
+        self.stats.app[f"{cls.name}.sessions"] += 1  # type: ignore[attr-defined]
+        for d in (0, 1):
+            self._parse(d)
+
+    def endpoints(self) -> tuple[str, int, str, int]:
+        """(client ip, client port, server ip, server port) of the connection."""
+        o = self.origin(0)
+        return o.src, o.sport, o.dst, o.dport
 
     def _parse(self, d: int) -> None:
         if self.raws[d] is not None or self.ext is None:
