@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import bz2
+import email.policy
 import gzip
 import hashlib
 import io
@@ -23,9 +24,11 @@ import json
 import random
 import struct
 import sys
+import tarfile
 import zipfile
 import zlib
 from decimal import Decimal
+from email.message import EmailMessage
 from pathlib import Path
 from typing import NamedTuple
 
@@ -462,11 +465,90 @@ def ipv6_bzip2(out: Path) -> list[Member]:
     return [Member(name, "bzip2", "[2001:db8::10]:50344 -> [2001:db8:ffff::20]:8443 c2s", offset, member, "alert")]
 
 
+def hosts_file() -> bytes:
+    """The file the seed's atomic tests stage: a Windows hosts file with a few internal entries."""
+    lines = [
+        "# Copyright (c) 1993-2009 Microsoft Corp.",
+        "#",
+        "# This is a sample HOSTS file used by Microsoft TCP/IP for Windows.",
+        "#",
+        "# localhost name resolution is handled within DNS itself.",
+        "#\t127.0.0.1       localhost",
+        "#\t::1             localhost",
+    ] + [f"10.1.{n // 200}.{n % 200 + 10}\tfs{n:02d}.corp.example" for n in range(40)]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def mail_and_ftp(out: Path) -> list[Member]:
+    """The seed's last two atomic tests leaving: a zipfile archive mailed, a bz2 tar stored by FTP."""
+    name = "mail-and-ftp.pcap"
+    hosts = hosts_file()
+    zipped = zip_of("hosts", hosts)  # stage_df00_lib.zip, zipfile ZIP_DEFLATED
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:bz2") as tar:  # stage_df00.tar.bz2, tarfile + bz2
+        info = tarfile.TarInfo("etc/hosts")
+        info.size, info.mtime, info.mode = len(hosts), MTIME, 0o644
+        tar.addfile(info, io.BytesIO(hosts))
+    tarred = buf.getvalue()
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"], msg["Subject"] = "it-backup@corp.example", "archive@mailbox.example", "weekly backup"
+    msg["Date"] = "Sat, 22 Nov 2025 08:26:40 +0000"
+    msg["Message-ID"] = "<backup-20251122@ws-09.corp.example>"
+    msg.set_content("Backup attached.\r\n")
+    msg.add_attachment(zipped, maintype="application", subtype="zip", filename="stage_df00_lib.zip")
+    msg.set_boundary("==stagewatch-sample==")
+    data = msg.as_bytes()
+    mail = Tcp(("10.1.2.9", 49_310), ("198.51.100.25", 25), BASE_TIME + 1, isn=(91_000_000, 2_100_000_000))
+    mail.send(S2C, b"220 mx.mailbox.example ESMTP\r\n")
+    for cmd, reply in (
+        (b"EHLO ws-09.corp.example\r\n", b"250-mx.mailbox.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+        (b"MAIL FROM:<it-backup@corp.example>\r\n", b"250 2.1.0 Ok\r\n"),
+        (b"RCPT TO:<archive@mailbox.example>\r\n", b"250 2.1.5 Ok\r\n"),
+        (b"DATA\r\n", b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+    ):
+        mail.send(C2S, cmd)
+        mail.pause(20)
+        mail.send(S2C, reply)
+    msg_off = mail.send(C2S, data.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    mail.send(S2C, b"250 2.0.0 Ok: queued\r\n")
+    mail.send(C2S, b"QUIT\r\n")
+    mail.send(S2C, b"221 2.0.0 Bye\r\n")
+    mail.close()
+
+    ctl = Tcp(("10.1.2.12", 40_100), ("203.0.113.21", 21), BASE_TIME + 2, isn=(55_000_000, 3_300_000_000))
+    ctl.send(S2C, b"220 (vsFTPd 3.0.5)\r\n")
+    for cmd, reply in (
+        (b"USER backup\r\n", b"331 Please specify the password.\r\n"),
+        (b"PASS hunter2\r\n", b"230 Login successful.\r\n"),
+        (b"TYPE I\r\n", b"200 Switching to Binary mode.\r\n"),
+        (b"PASV\r\n", b"227 Entering Passive Mode (203,0,113,21,195,80).\r\n"),
+        (b"STOR /incoming/stage_df00.tar.bz2\r\n", b"150 Ok to send data.\r\n"),
+    ):
+        ctl.send(C2S, cmd)
+        ctl.pause(20)
+        ctl.send(S2C, reply)
+    data_conn = Tcp(("10.1.2.12", 40_101), ("203.0.113.21", 50_000), ctl.t / US + 0.005, isn=(66_000_000, 4_000_000))
+    data_conn.send(C2S, tarred)
+    data_conn.close()
+    ctl.t = max(ctl.t, data_conn.t) + 10_000
+    ctl.send(S2C, b"226 Transfer complete.\r\n")
+    ctl.send(C2S, b"QUIT\r\n")
+    ctl.send(S2C, b"221 Goodbye.\r\n")
+    ctl.close()
+
+    (out / name).write_bytes(pcap_bytes(by_time(mail.pkts, ctl.pkts, data_conn.pkts)))
+    return [
+        Member(name, "zip", "10.1.2.9:49310 -> 198.51.100.25:25 c2s", msg_off, zipped, "base64 in the message: alert"),
+        Member(name, "bzip2", "10.1.2.12:40101 -> 203.0.113.21:50000 c2s", 0, tarred, "FTP STOR: alert"),
+    ]
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent / "samples"
     out.mkdir(parents=True, exist_ok=True)
     members: list[Member] = []
-    for build in (exfil_http_post, c2_custom_port, dns_and_tls, ipv6_bzip2):
+    for build in (exfil_http_post, c2_custom_port, dns_and_tls, ipv6_bzip2, mail_and_ftp):
         members += build(out)
     for path in sorted(out.iterdir()):
         if path.name.endswith((".pcap", ".pcapng", ".pcap.gz")):

@@ -21,7 +21,7 @@ from sensor.protocols.smtp import unstuff
 from sensor.stats import RunStats
 from tests import appbuild as ab
 from tests.builders import HOSTS, bzip2_member, sample_text, tar_archive, zip_archive, zlib_member
-from tests.netbuild import payload_stream, segments, write_pcap
+from tests.netbuild import BASE_TIME, payload_stream, segments, write_pcap
 
 HOME = ("10.0.0.0/8",)
 CLIENT, OUTSIDE = "10.0.0.10", "198.51.100.25"
@@ -165,12 +165,18 @@ def test_atomic_bz2_tar_sent_by_ftp_is_named_whatever_comes_first(tmp_path, rule
 
 def test_retr_is_an_inbound_event_and_listings_are_linked(tmp_path, rule_cache):
     member = zlib_member(sample_text(30_000, 5))
-    transfers = [ab.Transfer("RETR", "pub/in.z", member), ab.Transfer("APPE", "log.z", zlib_member(b"x" * 9000))]
+    transfers = [
+        ab.Transfer("RETR", "pub/in.z", member),
+        ab.Transfer("APPE", "log.z", zlib_member(b"x" * 9000)),
+        ab.Transfer("STOU", "u.z", zlib_member(b"y" * 9000)),
+    ]
     run = run_pcap(rule_cache, ftp_pcap(tmp_path, "retr.pcap", transfers, mode="epsv"))
     f = run.one(member)
     assert (f.name, f.app.command, f.kind.value, f.origin.direction) == ("in.z", "RETR", "event", "inbound")
     appe = run.one(zlib_member(b"x" * 9000))
     assert (appe.name, appe.app.command, appe.kind.value) == ("log.z", "APPE", "alert")
+    stou = run.one(zlib_member(b"y" * 9000))
+    assert (stou.name, stou.app.command) == ("u.z", "STOU")
 
 
 def test_bad_pasv_address_is_counted_and_the_data_still_scanned(tmp_path, rule_cache):
@@ -194,3 +200,19 @@ def test_two_workers_link_control_and_data_the_same_way(tmp_path, rule_cache):
         if isinstance(r, Finding)
     }
     assert one == two and len(one) == 4 and all(name for _, name in one)
+
+
+def test_a_transfer_nobody_announces_is_released_after_the_wait(tmp_path, rule_cache):
+    lost = tar_archive({"lost.csv": sample_text(8000, 6)}, "bz2")
+    later = tar_archive({"later.csv": sample_text(8000, 7)}, "bz2")
+    first = ab.ftp_session([ab.Transfer("STOR", "a.tar.bz2", lost)], server=OUTSIDE, bad_address=True)
+    second = ab.ftp_session(
+        [ab.Transfer("STOR", "b.tar.bz2", later)], client="10.0.0.11", server=OUTSIDE, start=BASE_TIME + 120
+    )  # 120 s later: past the 60 s a transfer waits for its announcement
+    pcap = write_pcap(tmp_path / "wait.pcap", ab.ftp_packets(first + second))
+    run = run_pcap(rule_cache, pcap)
+    order = [f.member.sha256 for f in run.findings]
+    a, b = hashlib.sha256(lost).hexdigest(), hashlib.sha256(later).hexdigest()
+    assert order.index(a) < order.index(b)  # released by the wait, not by the end of input
+    assert run.one(lost).name is None and run.one(later).name == "b.tar.bz2"
+    assert run.stats.app["ftp.expired"] == 1

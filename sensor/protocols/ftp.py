@@ -26,6 +26,7 @@ MAX_LINE = 8192
 COMMAND = re.compile(rb"(?i)(USER|AUTH|FEAT|SYST|OPTS|PASS|ACCT|CLNT)[ \r\n]")
 HOST_PORT = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
 EPSV_PORT = re.compile(r"\((.)\1\1(\d{1,5})\1\)")
+FINAL_REPLY = re.compile(r"[1-5]\d\d(?: |$)")  # not a "150-" continuation line
 TRANSFERS = ("STOR", "STOU", "APPE", "RETR")
 LISTINGS = ("LIST", "NLST", "MLSD")  # directory listings use a data channel too: linked, not named
 
@@ -169,6 +170,7 @@ class Ftp:
         self.reg.controls[self.pair] = self.reg.controls.get(self.pair, 0) + 1
         self.client, _, self.server, _ = wire.endpoints()
         self.current: Channel | None = None
+        self.stou = False  # a STOU waits for the reply that names its file
         self.closed = False
 
     def parse(self, d: int) -> None:
@@ -224,10 +226,18 @@ class Ftp:
             if self.current is None or self.current.command is not None:
                 self.wire.anomaly("transfer_without_channel")
                 return
+            if verb == "STOU":
+                self.stou = True  # the server names the file in its reply: "150 FILE: name"
+                return
             self.reg.command(self.current, verb, arg.strip() or None if verb in TRANSFERS else None)
 
     def _reply(self, line: str, now: float) -> None:
         code = line[:3]
+        if self.stou and self.current is not None and FINAL_REPLY.match(line):
+            self.stou = False
+            name = line.split("FILE:", 1)[1].strip() if code in ("150", "125") and "FILE:" in line else None
+            self.reg.command(self.current, "STOU", name or None)
+            return
         if code == "227":
             m = HOST_PORT.search(line)
             key = self._host_port(m) if m else None
