@@ -16,14 +16,14 @@ from sensor.config import load_settings
 from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
-from sensor.model import Finding, FlowRecord, ObjectRecord
+from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
-from sensor.output.ecs import finding_record, flow_record, object_record
+from sensor.output.ecs import finding_record, flow_record, host_finding_record, object_record
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
-from sensor.pipeline import Job, scan_inputs, scan_parallel
+from sensor.pipeline import Job, scan_inputs, scan_parallel, zone
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--objects", metavar="FILE|-", help="write one files.log-like JSON line per application object (HTTP body...)"
     )
     s.add_argument("--extract", type=Path, metavar="DIR", help="write carved members to DIR/<sha256[:2]>/<sha256>")
+    s.add_argument("--tz", metavar="ZONE", help="zone of host-event times that carry none (default UTC)")
     s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
@@ -109,7 +110,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,
         extract_dir=a.extract,
+        tz=a.tz,
     )
+    zone(settings.tz)  # an unknown zone is a usage error before anything runs
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
     if settings.extract_dir is not None:
@@ -117,7 +120,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     sinks: list[Any] = []
     store = None
     if a.jsonl:
-        sinks.append(JsonlSink(a.jsonl))
+        sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
     if a.flows:
         sinks.append(JsonlSink(a.flows, FlowRecord))
     if a.objects:
@@ -139,6 +142,10 @@ def cmd_scan(a: argparse.Namespace) -> int:
                     record = finding_record(item)
                 elif isinstance(item, FlowRecord):
                     record = flow_record(item)
+                elif isinstance(item, HostFinding):
+                    record = host_finding_record(item)
+                elif isinstance(item, HostEvent):
+                    record = {}  # host events go to the store only (the correlator reads them there)
                 else:
                     record = object_record(item)
                 for sink in sinks:
@@ -160,7 +167,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
             console.out.print(console.findings_table(shown))
         stored = next((s.inserted for s in sinks if isinstance(s, StoreSink)), None)
         console.err.print(console.summary_table(stats, elapsed, stored))
-    if stats.files == 0 and stats.packets == 0:
+    if stats.files == 0 and stats.packets == 0 and not stats.host["files"]:
         logger.error("nothing could be processed")
         return EXIT_NOTHING
     return EXIT_OK

@@ -91,10 +91,12 @@ class Settings:
     sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
     home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
     rules_dir: Path | None = None  # defaults to the bundled signatures/
+    host_rules_dir: Path | None = None  # Sigma host rules; defaults to the bundled signatures/host
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
     app_layer: bool = True  # parse HTTP/SMTP/FTP into objects; False scans every stream raw (--raw-only)
     objects: bool = False  # produce an ObjectRecord per application object (--objects)
     extract_dir: Path | None = None  # --extract DIR: carved members written by sha256
+    tz: str = "UTC"  # --tz: the zone of host-event timestamps that carry none (QRadar EventTime)
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -120,7 +122,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     for key in ("sensitive_names", "home_net"):
         if key in data:
             data[key] = tuple(data[key])
-    for key in ("rules_dir", "cache_dir"):
+    for key in ("rules_dir", "cache_dir", "host_rules_dir"):
         if key in data:
             data[key] = Path(data[key])
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -278,3 +278,61 @@ class FlowRecord:
     depth_hit: bool
     sni: str | None
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetTuple:
+    """A connection as a host saw it (Sysmon Event ID 3, auditd connect): who talked to whom."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str  # "tcp" | "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class HostEvent:
+    """One host-telemetry record, normalized (Sysmon, Security 4688, PowerShell, auditd, SIEM exports).
+
+    Field names follow Sysmon's meaning: `image` is the acting process, `target_file` a file it
+    created, `loaded_image` a module it loaded. `code` is the native event id or record type.
+    """
+
+    ts: float  # UTC epoch seconds (System/TimeCreated, audit timestamp, EventTime read in --tz)
+    source: str  # the file the record came from
+    record_id: str  # EventRecordID, audit serial, row number: with `source` it names the record
+    provider: str  # sysmon | security | powershell | auditd | qradar | sysmon-linux
+    code: str  # "1", "3", "7", "11", "4688", "4104", "EXECVE", "CREATE"...
+    action: str  # process | image_load | file_create | file_delete | network | script | other
+    host: str | None = None
+    host_ips: tuple[str, ...] = ()
+    image: str | None = None
+    command_line: str | None = None
+    parent_image: str | None = None
+    parent_command_line: str | None = None
+    user: str | None = None
+    pid: int | None = None
+    ppid: int | None = None
+    process_guid: str | None = None
+    target_file: str | None = None
+    loaded_image: str | None = None
+    net: NetTuple | None = None
+    hashes: str | None = None  # Sysmon's "SHA256=...,MD5=..." as written
+    script: str | None = None  # PowerShell script block or pipeline text
+    label: str | None = None  # a label the source already carries (QRadar DetectionSource)
+
+
+@dataclass(frozen=True, slots=True)
+class HostFinding:
+    """A host event a host rule flags (DESIGN.md): alone it is never an incident."""
+
+    finding_id: str  # UUIDv5 of observer, source file, record id, action and rule: stored once
+    event: HostEvent
+    rule_id: str
+    rule: str  # the rule's title
+    label: str  # the seed's DetectionSource vocabulary (CompressionDllLoad, PythonLibraryCompression...)
+    operation: str  # compress | decompress | unknown: what the evidence says the process did
+    severity: int
+    techniques: tuple[str, ...]
+    reasons: tuple[str, ...]

@@ -7,11 +7,13 @@ unless `as_kind="file"` says to scan captures as files too.
 
 from __future__ import annotations
 
+import datetime as dt
 import mmap
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loguru import logger
 
@@ -19,7 +21,10 @@ from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
 from sensor.errors import InputError
-from sensor.model import Finding
+from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
+from sensor.hostevents.sniff import Telemetry, read, which
+from sensor.hostrules.engine import HostRules
+from sensor.model import Finding, HostEvent, HostFinding
 from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
@@ -48,13 +53,17 @@ def _head(path: str) -> bytes:
         return b""  # read_file reports the problem in its own words
 
 
-def scan_inputs(job: Job, stats: RunStats, progress: Progress | None = None) -> Iterator[Result]:
-    """Findings and ended flows from every input of the job, as they come."""
+def scan_inputs(
+    job: Job, stats: RunStats, progress: Progress | None = None
+) -> Iterator[Result | HostEvent | HostFinding]:
+    """Findings, ended flows, application objects and host events from every input of the job, as they come."""
     settings = job.settings
+    tz = zone(settings.tz)
     keep = MemberFiles(settings.extract_dir, stats).put if settings.extract_dir else None
     detector = Detector(settings, stats, keep_member=keep)
     namer = HostNamer(settings.host, settings.host_from_path)
     net: NetScanner | None = None
+    rules: HostRules | None = None
     mine, shards = job.shard
     for root in job.paths:
         for path, st in walk(root, stats):
@@ -70,11 +79,50 @@ def scan_inputs(job: Job, stats: RunStats, progress: Progress | None = None) -> 
                 continue
             if shards > 1 and zlib.crc32(path.encode("utf-8", "surrogateescape")) % shards != mine:
                 continue
-            yield from _scan_file(path, root, namer(path), detector, stats)
+            telemetry = None if job.as_kind == "file" else _telemetry(path)
+            if telemetry is not None:
+                rules = rules or HostRules(settings.observer, settings.host_rules_dir)
+                yield from _read_telemetry(path, telemetry, stats, tz, rules)
+            else:
+                yield from _scan_file(path, root, namer(path), detector, stats)
             if progress is not None:
                 progress(path, st.st_size)
     if net is not None:
         yield from net.finish()
+
+
+def zone(name: str) -> dt.tzinfo:
+    """A --tz value to a zone; an unknown name is a usage error naming it."""
+    if name.upper() == "UTC":
+        return dt.UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"--tz {name!r}: unknown time zone (use an IANA name such as Europe/Berlin)") from None
+
+
+def _telemetry(path: str) -> Telemetry | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(TELEMETRY_HEAD)
+    except OSError:
+        return None  # read_file reports the problem in its own words
+    return which(path, head)
+
+
+def _read_telemetry(
+    path: str, telemetry: Telemetry, stats: RunStats, tz: dt.tzinfo, rules: HostRules
+) -> Iterator[HostEvent | HostFinding]:
+    """The file's host events, each followed by the host findings the rules make of it."""
+    try:
+        for event in read(path, telemetry, stats, tz):
+            yield event
+            for hit in rules.check(event):
+                stats.host["findings"] += 1
+                yield hit
+    except InputError as e:
+        stats.errors["host_events"] += 1
+        logger.error("{}", e)
 
 
 def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunStats) -> Iterator[Finding]:

@@ -32,6 +32,7 @@ class RunStats:
     undecoded: Counter[str] = field(default_factory=Counter)  # frames not decoded, by reason
     net: Counter[str] = field(default_factory=Counter)  # flows, streams, gaps, overlaps, evictions...
     app: Counter[str] = field(default_factory=Counter)  # per protocol: sessions, objects, anomalies
+    host: Counter[str] = field(default_factory=Counter)  # host telemetry: files, records, bad records
 
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1
@@ -67,4 +68,5 @@ class RunStats:
             "undecoded": dict(self.undecoded),
             "net": dict(self.net),
             "app": dict(self.app),
+            "host": dict(self.host),
         }

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import sensor.content
 import sensor.detect.verifiers
+import sensor.hostevents
 import sensor.protocols
 from sensor.content import decoders
 from sensor.content.base64 import decode_b64
@@ -73,6 +74,7 @@ def test_every_rule_has_valid_meta(all_engines):
         (sensor.detect.verifiers, sensor.detect.verifiers.verifiers, ("base",)),
         (sensor.content, decoders, sensor.content.NOT_PLUGINS),
         (sensor.protocols, sensor.protocols.extractors, sensor.protocols.NOT_PLUGINS),
+        (sensor.hostevents, sensor.hostevents.parsers, sensor.hostevents.NOT_PLUGINS),
     ],
 )
 def test_each_plugin_module_registers_one_entry(package, registry, skip):

@@ -69,8 +69,23 @@ def test_plain_path_creates_tables_and_one_version_row(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         versions = conn.execute("SELECT version FROM schema_version").fetchall()
-    assert tables == {"schema_version", "runs", "findings", "flows"}
+    assert tables == {"schema_version", "runs", "findings", "flows", "host_events", "host_findings"}
     assert versions == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_1_store_gains_the_host_tables_and_keeps_its_findings(db_path: Path) -> None:
+    with FindingStore(str(db_path)) as s:
+        s.add(s.begin_run("sensor-a", []), [make_row("e1", 100.0)])
+    with sqlite3.connect(db_path) as conn:  # what stagewatch wrote before host events existed
+        conn.execute("DROP TABLE host_findings")
+        conn.execute("DROP TABLE host_events")
+        conn.execute("UPDATE schema_version SET version = 1")
+    with FindingStore(str(db_path)) as s:
+        assert s.count() == 1
+    with sqlite3.connect(db_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"host_events", "host_findings"} <= tables
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_sqlite_url_opens_the_same_file(db_path: Path) -> None:

@@ -122,6 +122,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
     for label, counter in (
         ("network", stats.net),
         ("application", stats.app),
+        ("host telemetry", stats.host),
         ("not decoded", stats.undecoded),
         ("verified", stats.verified),
         ("candidates", stats.candidates),

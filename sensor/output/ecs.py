@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sensor.model import AppMeta, FileOrigin, Finding, FlowRecord, NetworkOrigin, ObjectRecord
+from sensor.model import AppMeta, FileOrigin, Finding, FlowRecord, HostFinding, NetworkOrigin, ObjectRecord
 
 TECHNIQUE = "T1560.002"
 
@@ -225,3 +225,58 @@ _MIMES = {
 def _format_mime(fmt: str) -> str:
     """`file.mime_type` of the carved member: its own format's type (the inner type is under stagewatch.inner)."""
     return _MIMES.get(fmt, "application/octet-stream")
+
+
+CATEGORY = {
+    "process": ["process"],
+    "image_load": ["library"],
+    "file_create": ["file"],
+    "file_delete": ["file"],
+    "network": ["network"],
+    "script": ["process"],
+}
+
+
+def host_finding_record(h: HostFinding) -> dict[str, Any]:
+    """The JSON-lines record of a host-rule hit (ECS process/file/dll fields)."""
+    e = h.event
+    record: dict[str, Any] = {
+        "@timestamp": iso(e.ts),
+        "event": {
+            "id": h.finding_id,
+            "kind": "event",  # a host-rule hit alone is never an incident (DESIGN.md)
+            "category": CATEGORY.get(e.action, ["host"]),
+            "type": ["info"],
+            "module": "stagewatch",
+            "dataset": "stagewatch.host_finding",
+            "severity": h.severity,
+            "code": e.code,
+            "provider": e.provider,
+        },
+        "rule": {"id": h.rule_id, "name": h.rule, "ruleset": "host"},
+        "threat": {"technique": {"id": list(h.techniques)}},
+        "host": _drop_none({"name": e.host, "ip": list(e.host_ips) or None}),
+        "process": _drop_none(
+            {
+                "executable": e.image,
+                "command_line": e.command_line,
+                "pid": e.pid,
+                "entity_id": e.process_guid,
+                "parent": _drop_none({"executable": e.parent_image, "pid": e.ppid}) or None,
+            }
+        ),
+        "user": {"name": e.user} if e.user else None,
+        "file": {"path": e.target_file, "name": e.target_file.replace("\\", "/").rsplit("/", 1)[-1]}
+        if e.target_file
+        else None,
+        "dll": {"path": e.loaded_image} if e.loaded_image else None,
+        "powershell": {"file": {"script_block_text": e.script}} if e.script else None,
+        "stagewatch": {
+            "label": h.label,
+            "operation": h.operation,
+            "reasons": list(h.reasons),
+            "source": {"path": e.source, "record_id": e.record_id},
+            "source_label": e.label,
+        },
+    }
+    return _drop_none(record)

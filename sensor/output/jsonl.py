@@ -21,7 +21,7 @@ class JsonlSink:
 
     name: ClassVar[str] = "jsonl"
 
-    def __init__(self, target: str, kind: type = Finding) -> None:
+    def __init__(self, target: str, kind: type | tuple[type, ...] = Finding) -> None:
         self.kind = kind
         self._own = target != "-"
         try:

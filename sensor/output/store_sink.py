@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from sensor.model import FileOrigin, Finding, FlowRecord
+from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
 from sensor.store.db import FindingRow, FindingStore, FlowRow
@@ -51,14 +51,25 @@ class StoreSink:
         self.observer = observer
         self.inserted = 0
         self.flows = 0
+        self.host_events = 0
         self._rows: list[FindingRow] = []
         self._flows: list[FlowRow] = []
+        self._host: list[HostEvent] = []
+        self.host_findings = 0
+        self._host_findings: list[tuple[HostFinding, str]] = []
 
     def write(self, item: object, record: dict[str, Any]) -> None:
         if isinstance(item, Finding):
             self._rows.append(row_of(item, record))
         elif isinstance(item, FlowRecord):
             self._flows.append(flow_row(self.observer, item, record))
+        elif isinstance(item, HostFinding):
+            self._host_findings.append((item, dumps(record)))
+        elif isinstance(item, HostEvent):
+            self._host.append(item)
+            if len(self._host) >= 10 * BATCH:  # many small rows: larger batches
+                self.flush()
+            return
         else:
             return  # application objects go to --objects only
         if len(self._rows) + len(self._flows) >= BATCH:
@@ -71,6 +82,12 @@ class StoreSink:
         if self._flows:
             self.flows += self.store.add_flows(self.run_id, self._flows)
             self._flows = []
+        if self._host:
+            self.host_events += self.store.add_host_events(self.run_id, self._host)
+            self._host = []
+        if self._host_findings:
+            self.host_findings += self.store.add_host_findings(self.run_id, self._host_findings)
+            self._host_findings = []
 
     def close(self) -> None:
         self.flush()

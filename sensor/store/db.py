@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -20,7 +21,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from sensor.errors import StoreError
-from sensor.store.schema import SCHEMA_VERSION, findings, flows, metadata, runs, schema_version
+from sensor.model import HostEvent, HostFinding, NetTuple
+from sensor.store.schema import (
+    SCHEMA_VERSION,
+    findings,
+    flows,
+    host_events,
+    host_findings,
+    metadata,
+    runs,
+    schema_version,
+)
 
 BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
 SETUP_LOCK_KEY = 0x5354_4757  # PostgreSQL advisory lock held while creating tables ("STGW")
@@ -97,9 +108,12 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             _lock_for_setup(conn)
             self._check_version(conn)
-            metadata.create_all(conn)
-            if _stored_version(conn) is None:
+            metadata.create_all(conn)  # also adds tables a store of an older version lacks
+            stored = _stored_version(conn)
+            if stored is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+            elif stored < SCHEMA_VERSION:
+                conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
             conn.commit()
 
     def _check_version(self, conn: Connection) -> None:
@@ -162,6 +176,61 @@ class FindingStore:
                 params = [{**{f.name: getattr(r, f.name) for f in fields(FlowRow)}, "run_id": run_id} for r in batch]
                 inserted += len(conn.execute(stmt.returning(flows.c.flow_id), params).all())
         return inserted
+
+    def add_host_events(self, run_id: int, events: Iterable[HostEvent]) -> int:
+        """Insert host events, skipping ones already stored (same source, record, action); returns how many were new."""
+        table = host_events
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
+            index_elements=[table.c.event_key]
+        )
+        inserted = 0
+        with self._errors(), self._engine.begin() as conn:
+            for batch in _batches(events, BATCH_ROWS):  # type: ignore[arg-type]
+                params = [_host_params(run_id, e) for e in batch]  # type: ignore[arg-type]
+                inserted += len(conn.execute(stmt.returning(table.c.event_key), params).all())
+        return inserted
+
+    def add_host_findings(self, run_id: int, items: Iterable[tuple[HostFinding, str]]) -> int:
+        """Insert host findings with their ECS lines, skipping ids already stored; returns how many were new."""
+        table = host_findings
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
+            index_elements=[table.c.finding_id]
+        )
+        inserted = 0
+        with self._errors(), self._engine.begin() as conn:
+            for batch in _batches(items, BATCH_ROWS):  # type: ignore[arg-type]
+                params = [
+                    {
+                        "finding_id": h.finding_id,
+                        "run_id": run_id,
+                        "ts": h.event.ts,
+                        "host": h.event.host,
+                        "host_ips": json.dumps(list(h.event.host_ips)),
+                        "rule_id": h.rule_id,
+                        "label": h.label,
+                        "operation": h.operation,
+                        "severity": h.severity,
+                        "event_key": host_event_key(h.event),
+                        "record": record,
+                    }
+                    for h, record in batch  # type: ignore[misc]
+                ]
+                inserted += len(conn.execute(stmt.returning(table.c.finding_id), params).all())
+        return inserted
+
+    def host_finding_records(self) -> list[dict[str, Any]]:
+        """Every stored host finding's ECS record, oldest first."""
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(select(host_findings.c.record).order_by(host_findings.c.ts)).all()
+        return [json.loads(r[0]) for r in rows]
+
+    def host_events(self, action: str | None = None) -> list[HostEvent]:
+        """Stored host events, oldest first (optionally of one action)."""
+        q = select(host_events).order_by(host_events.c.ts)
+        if action is not None:
+            q = q.where(host_events.c.action == action)
+        with self._errors(), self._engine.connect() as conn:
+            return [_host_event(r) for r in conn.execute(q).mappings()]
 
     def flow_count(self) -> int:
         with self._errors(), self._engine.connect() as conn:
@@ -319,3 +388,67 @@ def parse_since(text: str, now: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # records' @timestamp is UTC, so read bare times as UTC
     return moment.timestamp()
+
+
+def host_event_key(e: HostEvent) -> str:
+    """One audit serial gives several events (EXECVE and its CREATEs): the key tells them apart."""
+    parts = (e.source, e.record_id, e.action, e.code, e.target_file or "", e.loaded_image or "")
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _host_params(run_id: int, e: HostEvent) -> dict[str, Any]:
+    n = e.net
+    return {
+        "event_key": host_event_key(e),
+        "run_id": run_id,
+        "ts": e.ts,
+        "host": e.host,
+        "host_ips": json.dumps(list(e.host_ips)),
+        "provider": e.provider,
+        "code": e.code,
+        "action": e.action,
+        "image": e.image,
+        "command_line": e.command_line,
+        "parent_image": e.parent_image,
+        "user": e.user,
+        "pid": e.pid,
+        "ppid": e.ppid,
+        "target_file": e.target_file,
+        "loaded_image": e.loaded_image,
+        "src": n.src if n else None,
+        "sport": n.sport if n else None,
+        "dst": n.dst if n else None,
+        "dport": n.dport if n else None,
+        "transport": n.transport if n else None,
+        "hashes": e.hashes,
+        "label": e.label,
+        "source": e.source,
+        "record_id": e.record_id,
+    }
+
+
+def _host_event(r: Any) -> HostEvent:
+    net = None
+    if r["src"] is not None:
+        net = NetTuple(r["src"], r["sport"] or 0, r["dst"] or "", r["dport"] or 0, r["transport"] or "tcp")
+    return HostEvent(
+        ts=r["ts"],
+        source=r["source"],
+        record_id=r["record_id"],
+        provider=r["provider"],
+        code=r["code"],
+        action=r["action"],
+        host=r["host"],
+        host_ips=tuple(json.loads(r["host_ips"])),
+        image=r["image"],
+        command_line=r["command_line"],
+        parent_image=r["parent_image"],
+        user=r["user"],
+        pid=r["pid"],
+        ppid=r["ppid"],
+        target_file=r["target_file"],
+        loaded_image=r["loaded_image"],
+        net=net,
+        hashes=r["hashes"],
+        label=r["label"],
+    )

@@ -16,7 +16,8 @@ from sqlalchemy import (
 )
 
 # Bump when a table changes; a store written by a newer stagewatch is refused, never altered.
-SCHEMA_VERSION = 1
+# 2: host_events and host_findings added (an older store gains them when opened; nothing else changes)
+SCHEMA_VERSION = 2
 
 # Fixed names, so constraints and indexes are called the same on every database.
 metadata = MetaData(
@@ -82,4 +83,55 @@ flows = Table(
     Column("record", Text, nullable=False),  # the --flows JSON line
     Index(None, "start"),
     Index(None, "community_id"),
+)
+
+host_events = Table(
+    "host_events",
+    metadata,
+    Column("event_key", String(40), primary_key=True),  # sha1 of source, record id, action, code, target
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("host", String, nullable=True),
+    Column("host_ips", Text, nullable=False),  # JSON list
+    Column("provider", String(16), nullable=False),
+    Column("code", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("image", Text, nullable=True),
+    Column("command_line", Text, nullable=True),
+    Column("parent_image", Text, nullable=True),
+    Column("user", String, nullable=True),
+    Column("pid", BigInteger, nullable=True),
+    Column("ppid", BigInteger, nullable=True),
+    Column("target_file", Text, nullable=True),
+    Column("loaded_image", Text, nullable=True),
+    Column("src", String, nullable=True),
+    Column("sport", Integer, nullable=True),
+    Column("dst", String, nullable=True),
+    Column("dport", Integer, nullable=True),
+    Column("transport", String(8), nullable=True),
+    Column("hashes", Text, nullable=True),
+    Column("label", String, nullable=True),
+    Column("source", Text, nullable=False),
+    Column("record_id", String, nullable=False),
+    Index(None, "ts"),
+    Index(None, "host"),
+    Index(None, "action"),
+)
+
+host_findings = Table(
+    "host_findings",
+    metadata,
+    Column("finding_id", String(36), primary_key=True),  # UUIDv5: the same rule hit is stored once
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("host", String, nullable=True),
+    Column("host_ips", Text, nullable=False),  # JSON list
+    Column("rule_id", String(36), nullable=False),
+    Column("label", String, nullable=False),
+    Column("operation", String(12), nullable=False),
+    Column("severity", Integer, nullable=False),
+    Column("event_key", String(40), nullable=False),  # host_events.event_key of the flagged event
+    Column("record", Text, nullable=False),  # the ECS JSON line
+    Index(None, "ts"),
+    Index(None, "host"),
 )
