@@ -37,11 +37,13 @@ $(VENV)/.ok: pyproject.toml
 demo: sysdeps-run $(VENV)/.ok
 	$(PY) samples/make_staged.py samples/staged
 	$(PY) pcaps/make_samples.py pcaps/samples
-	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl
-	$(SW) scan samples/staged pcaps/samples --db samples/demo.db --jsonl samples/demo.jsonl \
+	$(PY) samples/make_hostevents.py samples/telemetry samples/staged
+	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl samples/demo-incidents.jsonl
+	$(SW) scan samples/staged pcaps/samples samples/telemetry --db samples/demo.db --jsonl samples/demo.jsonl \
 	  --flows samples/demo-flows.jsonl --host-from-path '/staged/([^/]+)/' --home-net 10.0.0.0/8,2001:db8::/48
-	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; store: samples/demo.db" \
-	  "(stagewatch findings --db samples/demo.db)"
+	$(SW) correlate --db samples/demo.db --host-map samples/telemetry/host-map.csv --jsonl samples/demo-incidents.jsonl
+	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; incidents: samples/demo-incidents.jsonl;" \
+	  "store: samples/demo.db (stagewatch findings|incidents --db samples/demo.db)"
 
 test: sysdeps-test $(VENV)/.ok
 	$(VENV)/bin/ruff check sensor tests bench samples pcaps
@@ -53,10 +55,12 @@ bench: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA)
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net
+	$(PY) bench/bench_host.py $(BENCH_DATA)-host
 bench-quick: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net --quick
+	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
 
 clean:
 	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples

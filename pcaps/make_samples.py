@@ -479,17 +479,25 @@ def hosts_file() -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def mail_and_ftp(out: Path) -> list[Member]:
-    """The seed's last two atomic tests leaving: a zipfile archive mailed, a bz2 tar stored by FTP."""
-    name = "mail-and-ftp.pcap"
+def staged_archives() -> tuple[bytes, bytes]:
+    """stage_df00_lib.zip (zipfile, ZIP_DEFLATED) and stage_df00.tar.bz2 (tarfile + bz2) of the hosts file.
+
+    samples/make_hostevents.py writes the same bytes into the staged tree, so disk and wire meet.
+    """
     hosts = hosts_file()
-    zipped = zip_of("hosts", hosts)  # stage_df00_lib.zip, zipfile ZIP_DEFLATED
+    zipped = zip_of("hosts", hosts)
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:bz2") as tar:  # stage_df00.tar.bz2, tarfile + bz2
+    with tarfile.open(fileobj=buf, mode="w:bz2") as tar:
         info = tarfile.TarInfo("etc/hosts")
         info.size, info.mtime, info.mode = len(hosts), MTIME, 0o644
         tar.addfile(info, io.BytesIO(hosts))
-    tarred = buf.getvalue()
+    return zipped, buf.getvalue()
+
+
+def mail_and_ftp(out: Path) -> list[Member]:
+    """The seed's last two atomic tests leaving: a zipfile archive mailed, a bz2 tar stored by FTP."""
+    name = "mail-and-ftp.pcap"
+    zipped, tarred = staged_archives()
 
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"], msg["To"], msg["Subject"] = "it-backup@corp.example", "archive@mailbox.example", "weekly backup"

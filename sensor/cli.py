@@ -13,13 +13,17 @@ from loguru import logger
 
 from sensor import __version__
 from sensor.config import load_settings
+from sensor.correlate.engine import Correlator
+from sensor.correlate.hosts import HostMap
+from sensor.correlate.load import load
 from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
+from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
-from sensor.output.ecs import finding_record, flow_record, host_finding_record, object_record
+from sensor.output.ecs import finding_record, flow_record, host_finding_record, incident_record, object_record
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink
@@ -80,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--kind", choices=("alert", "event"))
     f.add_argument("--limit", type=int)
     f.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+
+    c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
+    c.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    c.add_argument("--window", default="15m", metavar="15m|1h|900", help="time either side of an anchor")
+    c.add_argument("--host-map", type=Path, metavar="FILE", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
+    c.add_argument("--jsonl", metavar="FILE|-", help="also write the incidents as JSON lines")
+
+    i = sub.add_parser("incidents", help="query the stored incidents")
+    i.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    i.add_argument("--since", metavar="15m|1h|2d|ISO", help="only incidents starting at or after this time")
+    i.add_argument("--host", metavar="NAME", help="only incidents on this host")
+    i.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+    add_rules_parser(sub)
     return p
 
 
@@ -190,6 +207,60 @@ def cmd_findings(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _duration(text: str) -> float:
+    """15m, 1h, 30s or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ValueError(f"--window {text!r}: expected 15m, 1h, 30s or seconds") from None
+
+
+def _write_lines(target: str, records: list[dict[str, Any]]) -> None:
+    sink = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for r in records:
+            sink.write(dumps(r) + "\n")
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+
+
+def cmd_correlate(a: argparse.Namespace) -> int:
+    hosts = HostMap()
+    if a.host_map:
+        hosts.load(a.host_map)
+    window = _duration(a.window)
+    with FindingStore(a.db) as store:
+        loaded = load(store, hosts)
+        found = Correlator(hosts, window).run(loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows)
+        records = [incident_record(i) for i in found]
+        new = store.add_incidents(
+            (i.incident_id, i.start, i.end, i.host, i.score, dumps(r)) for i, r in zip(found, records, strict=True)
+        )
+    if a.jsonl:
+        _write_lines(a.jsonl, records)
+    if not a.quiet:
+        console.out.print(console.incidents_table(records))
+        console.err.print(
+            f"{len(found)} incidents ({new} new) from {len(loaded.transfers)} network and {len(loaded.staged)} file "
+            f"findings, {len(loaded.hits)} host findings, {len(loaded.events)} host events, {len(loaded.flows)} flows"
+        )
+    return EXIT_OK
+
+
+def cmd_incidents(a: argparse.Namespace) -> int:
+    since = parse_since(a.since, time.time()) if a.since else None
+    with FindingStore(a.db) as store:
+        records = store.incident_records(since=since, host=a.host)
+    if a.jsonl:
+        _write_lines(a.jsonl, records)
+    else:
+        console.out.print(console.incidents_table(records))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -197,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.command == "scan":
             return cmd_scan(a)
+        if a.command == "rules":
+            return run_rules(a)
+        if a.command == "correlate":
+            return cmd_correlate(a)
+        if a.command == "incidents":
+            return cmd_incidents(a)
         return cmd_findings(a)
     except (ConfigError, RuleError, StoreError, InputError) as e:
         logger.error("{}", e)

@@ -336,3 +336,37 @@ class HostFinding:
     severity: int
     techniques: tuple[str, ...]
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of an incident: a finding, a host finding, a host event or a flow, by its stored id."""
+
+    kind: str  # network | staged_file | host_rule | host_event | flow
+    ref: str  # event.id, host finding id, host event key or flow id
+    ts: float
+    summary: str  # one line an analyst reads
+    sha256: str | None = None
+    source: str | None = None  # capture, file or telemetry file (with the record id for host events)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A correlated chain on one host: process -> staged file -> outbound transfer (DESIGN.md)."""
+
+    incident_id: str  # UUIDv5 of its evidence refs: the same chain is stored once
+    host: str | None
+    host_ips: tuple[str, ...]
+    start: float
+    end: float
+    kinds: tuple[str, ...]  # independent kinds present: host_rule, staged_file, network (>= 2)
+    score: int
+    reasons: tuple[str, ...]
+    techniques: tuple[str, ...]
+    process_image: str | None
+    process_command_line: str | None
+    process_pid: int | None
+    user: str | None
+    files: tuple[str, ...]  # staged paths or transferred names
+    destinations: tuple[str, ...]  # ip:port of the transfers
+    evidence: tuple[Evidence, ...]

@@ -69,7 +69,7 @@ def test_plain_path_creates_tables_and_one_version_row(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         versions = conn.execute("SELECT version FROM schema_version").fetchall()
-    assert tables == {"schema_version", "runs", "findings", "flows", "host_events", "host_findings"}
+    assert tables == {"schema_version", "runs", "findings", "flows", "host_events", "host_findings", "incidents"}
     assert versions == [(SCHEMA_VERSION,)]
 
 

@@ -68,19 +68,26 @@ class BadRecords:
 
 def parse_time(text: str, tz: dt.tzinfo) -> float:
     """ISO 8601 / Windows SystemTime / "YYYY-MM-DD HH:MM:SS(.f)" to epoch seconds; no zone means `tz`."""
-    t = text.strip().replace(" ", "T", 1) if "T" not in text else text.strip()
-    if t.endswith("Z"):
-        t = t[:-1] + "+00:00"
-    # Windows writes 7 fractional digits (100 ns); Python reads at most 6
-    head, dot, frac = t.partition(".")
-    if dot:
-        digits = "".join(c for c in frac if c.isdigit())
-        rest = frac[len(digits) :]
-        t = f"{head}.{digits[:6]}{rest}"
-    when = dt.datetime.fromisoformat(t)
+    try:
+        when = dt.datetime.fromisoformat(text)  # 3.11 reads "Z", a space and 7 fractional digits itself
+    except ValueError:
+        when = _slow_time(text)
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     return when.timestamp()
+
+
+def _slow_time(text: str) -> dt.datetime:
+    """What fromisoformat refuses: surrounding blanks, more than 7 fractional digits, a lowercase z."""
+    t = text.strip()
+    t = t if "T" in t else t.replace(" ", "T", 1)
+    if t[-1:] in ("Z", "z"):
+        t = t[:-1] + "+00:00"
+    head, dot, frac = t.partition(".")
+    if dot:
+        digits = "".join(c for c in frac if c.isdigit())
+        t = f"{head}.{digits[:6]}{frac[len(digits) :]}"
+    return dt.datetime.fromisoformat(t)
 
 
 __all__ = ["ALIASES", "HEAD_BYTES", "BadRecords", "Parser", "parse_time", "parsers", "shown"]

@@ -76,6 +76,12 @@ def _int(v: object) -> int | None:
 def event_of(rec: WinRecord, source: str, tz: dt.tzinfo) -> HostEvent | None:
     """The HostEvent of a record, or None for event ids stagewatch does not use."""
     prov = provider_of(rec.provider)
+    # decide first whether the event is used at all: most records of a busy log are not
+    if prov in ("sysmon", "sysmon-linux"):
+        if rec.code not in SYSMON_ACTIONS:
+            return None
+    elif not ((prov == "security" and rec.code == "4688") or (prov == "powershell" and rec.code in POWERSHELL_CODES)):
+        return None
     d = rec.data
     g = d.get
     when = rec.time or _text(g("UtcTime"))

@@ -134,3 +134,25 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
         if counter:
             t.add_row(label, ", ".join(f"{k} {v}" for k, v in sorted(counter.items())))
     return t
+
+
+def incidents_table(records: list[dict[str, Any]]) -> Table:
+    """One row per incident: when, host, score, process, what left and where to."""
+    t = Table(title="stagewatch incidents")
+    for col in ("start", "host", "score", "process", "files", "to", "kinds"):
+        t.add_column(col, overflow="fold")
+    for r in records[:TABLE_ROWS]:
+        inc = r["stagewatch"]["incident"]
+        proc = r.get("process", {})
+        t.add_row(
+            r["@timestamp"][:19].replace("T", " "),
+            r.get("host", {}).get("name") or "?",
+            str(inc["score"]),
+            f"{proc.get('executable', '')} {proc.get('pid', '')}".strip(),
+            ", ".join(inc["files"])[:120],
+            ", ".join(inc["destinations"]),
+            ", ".join(inc["kinds"]),
+        )
+    if len(records) > TABLE_ROWS:
+        t.caption = f"first {TABLE_ROWS} of {len(records)}; all of them with --jsonl"
+    return t

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sensor.model import AppMeta, FileOrigin, Finding, FlowRecord, HostFinding, NetworkOrigin, ObjectRecord
+from sensor.model import (
+    AppMeta,
+    FileOrigin,
+    Finding,
+    FlowRecord,
+    HostFinding,
+    Incident,
+    NetworkOrigin,
+    ObjectRecord,
+)
 
 TECHNIQUE = "T1560.002"
 
@@ -280,3 +289,52 @@ def host_finding_record(h: HostFinding) -> dict[str, Any]:
         },
     }
     return _drop_none(record)
+
+
+def incident_record(i: Incident) -> dict[str, Any]:
+    """The JSON-lines record of an incident: who, what, where to, how sure, and the evidence by id."""
+    return _drop_none(
+        {
+            "@timestamp": iso(i.start),
+            "event": {
+                "id": i.incident_id,
+                "kind": "alert",
+                "category": ["intrusion_detection"],
+                "type": ["indicator"],
+                "module": "stagewatch",
+                "dataset": "stagewatch.incident",
+                "start": iso(i.start),
+                "end": iso(i.end),
+                "risk_score": i.score,
+            },
+            "host": _drop_none({"name": i.host, "ip": list(i.host_ips) or None}),
+            "process": _drop_none(
+                {"executable": i.process_image, "command_line": i.process_command_line, "pid": i.process_pid}
+            )
+            or None,
+            "user": {"name": i.user} if i.user else None,
+            "threat": {"technique": {"id": list(i.techniques)}},
+            "stagewatch": {
+                "incident": {
+                    "score": i.score,
+                    "reasons": list(i.reasons),
+                    "kinds": list(i.kinds),
+                    "files": list(i.files),
+                    "destinations": list(i.destinations),
+                    "evidence": [
+                        _drop_none(
+                            {
+                                "kind": e.kind,
+                                "id": e.ref,
+                                "@timestamp": iso(e.ts),
+                                "summary": e.summary,
+                                "sha256": e.sha256,
+                                "source": e.source,
+                            }
+                        )
+                        for e in i.evidence
+                    ],
+                }
+            },
+        }
+    )

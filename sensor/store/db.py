@@ -28,6 +28,7 @@ from sensor.store.schema import (
     flows,
     host_events,
     host_findings,
+    incidents,
     metadata,
     runs,
     schema_version,
@@ -223,6 +224,39 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             rows = conn.execute(select(host_findings.c.record).order_by(host_findings.c.ts)).all()
         return [json.loads(r[0]) for r in rows]
+
+    def flow_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored flow as (flow_id, its --flows record)."""
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(select(flows.c.flow_id, flows.c.record).order_by(flows.c.start)).all()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def add_incidents(self, items: Iterable[tuple[str, float, float, str | None, int, str]]) -> int:
+        """Insert (id, start, end, host, score, record) rows, skipping ids already stored; returns how many were new."""
+        table = incidents
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
+            index_elements=[table.c.incident_id]
+        )
+        now = time.time()
+        keys = ("incident_id", "start", "end", "host", "score", "record")
+        params = [dict(zip(keys, row, strict=True)) | {"created": now} for row in items]
+        if not params:
+            return 0
+        with self._errors(), self._engine.begin() as conn:
+            return len(conn.execute(stmt.returning(table.c.incident_id), params).all())
+
+    def incident_records(self, since: float | None = None, host: str | None = None) -> list[dict[str, Any]]:
+        """Stored incidents' ECS records, oldest first; `host` matches the name without its domain."""
+        q = select(incidents.c.record, incidents.c.host).order_by(incidents.c.start)
+        if since is not None:
+            q = q.where(incidents.c.start >= since)
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = [json.loads(r[0]) for r in rows]
+        if host:
+            want = host.lower().split(".", 1)[0]
+            out = [r for r in out if (r.get("host", {}).get("name") or "").lower().split(".", 1)[0] == want]
+        return out
 
     def host_events(self, action: str | None = None) -> list[HostEvent]:
         """Stored host events, oldest first (optionally of one action)."""

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 
 # Bump when a table changes; a store written by a newer stagewatch is refused, never altered.
-# 2: host_events and host_findings added (an older store gains them when opened; nothing else changes)
+# 2: host_events, host_findings and incidents added (an older store gains them when opened)
 SCHEMA_VERSION = 2
 
 # Fixed names, so constraints and indexes are called the same on every database.
@@ -133,5 +133,19 @@ host_findings = Table(
     Column("event_key", String(40), nullable=False),  # host_events.event_key of the flagged event
     Column("record", Text, nullable=False),  # the ECS JSON line
     Index(None, "ts"),
+    Index(None, "host"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", String(36), primary_key=True),  # UUIDv5 of the evidence refs
+    Column("created", Float, nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Column("host", String, nullable=True),
+    Column("score", Integer, nullable=False),
+    Column("record", Text, nullable=False),  # the ECS JSON line
+    Index(None, "start"),
     Index(None, "host"),
 )

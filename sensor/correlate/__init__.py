@@ -1,0 +1,1 @@
+"""Correlation: network, disk and host evidence joined into incidents (DESIGN.md "Incident")."""
