@@ -505,7 +505,8 @@ def auditd_case(o: Options) -> CaseResult | None:
         nbytes,
         b,
         s,
-        goal_note="weak baseline: split only, no quoting/hex, no event grouping",
+        goal=None,  # the issue sets goals for EVTX and JSON; a split-only baseline does not parse auditd
+        notes=["no goal: the baseline only splits on spaces (no quoting, hex or event grouping)"],
         profile=maybe_profile(o, b, s, sw),
     )
 
