@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import finding_record, flow_record, host_finding_record, incident_record, object_record
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
-from sensor.output.store_sink import StoreSink
-from sensor.pipeline import Job, scan_inputs, scan_parallel, zone
+from sensor.output.store_sink import StoreSink, row_of
+from sensor.pipeline import Job, scan_inputs, scan_parallel, watch_inputs, zone
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 
@@ -84,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--kind", choices=("alert", "event"))
     f.add_argument("--limit", type=int)
     f.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+
+    w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
+    w.add_argument("folders", nargs="+", metavar="FOLDER")
+    w.add_argument("--settle", default="2s", metavar="2s", help="quiet time before a file still open is scanned")
+    w.add_argument("--scan-existing", action="store_true", help="scan what the folders hold before watching")
+    w.add_argument("--jsonl", metavar="FILE|-", help="also append findings as ECS JSON lines (- for stdout)")
+    w.add_argument("--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)")
+    w.add_argument("--no-db", action="store_true", help="do not write the store")
+    w.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
+    w.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
+    w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
+    w.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
 
     c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
     c.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
@@ -207,14 +220,14 @@ def cmd_findings(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _duration(text: str) -> float:
+def _duration(text: str, flag: str = "--window") -> float:
     """15m, 1h, 30s or plain seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     t = text.strip().lower()
     try:
         return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ValueError(f"--window {text!r}: expected 15m, 1h, 30s or seconds") from None
+        raise ValueError(f"{flag} {text!r}: expected 15m, 1h, 30s or seconds") from None
 
 
 def _write_lines(target: str, records: list[dict[str, Any]]) -> None:
@@ -250,6 +263,42 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(a: argparse.Namespace) -> int:
+    """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
+    settings = load_settings(a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer)
+    settle = _duration(a.settle, "--settle")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = RunStats()
+    store = None if a.no_db else FindingStore(a.db)
+    run_id = store.begin_run(settings.observer, sys.argv) if store is not None else None
+    out = None
+    if a.jsonl:
+        out = sys.stdout if a.jsonl == "-" else open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
+    status = "ok"
+    try:
+        for path, found in watch_inputs(a.folders, settings, stats, stop, settle, a.scan_existing):
+            records = [finding_record(f) for f in found]
+            if store is not None and run_id is not None:
+                store.replace_file(run_id, path, [row_of(f, r) for f, r in zip(found, records, strict=True)])
+            for f, r in zip(found, records, strict=True):
+                if out is not None:
+                    out.write(dumps(r) + "\n")
+                    out.flush()
+                logger.warning("{} {} {} ({} bytes) in {}", f.kind.value, f.member.format, f.member.sha256[:16],
+                               f.member.length, path)  # fmt: skip
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+        if store is not None and run_id is not None:
+            store.end_run(run_id, stats.as_dict(), status)
+            store.close()
+    return EXIT_OK
+
+
 def cmd_incidents(a: argparse.Namespace) -> int:
     since = parse_since(a.since, time.time()) if a.since else None
     with FindingStore(a.db) as store:
@@ -272,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_rules(a)
         if a.command == "correlate":
             return cmd_correlate(a)
+        if a.command == "watch":
+            return cmd_watch(a)
         if a.command == "incidents":
             return cmd_incidents(a)
         return cmd_findings(a)

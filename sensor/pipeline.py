@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import mmap
 import multiprocessing as mp
+import os
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
+from sensor.staging.watch import Watcher
 from sensor.stats import RunStats
 
 Progress = Callable[[str, int], None]
@@ -214,3 +217,27 @@ def scan_paths(
     for r in results:
         if isinstance(r, Finding):
             yield r
+
+
+def watch_inputs(
+    folders: Iterable[str],
+    settings: Settings,
+    stats: RunStats,
+    stop: threading.Event,
+    settle: float = 2.0,
+    existing: bool = False,
+) -> Iterator[tuple[str, list[Finding]]]:
+    """(path, its findings) each time a watched file is complete; the list replaces that file's earlier findings.
+
+    `existing`: scan what the folders already hold first. Returns once `stop` is set.
+    """
+    detector = Detector(settings, stats)
+    namer = HostNamer(settings.host, settings.host_from_path)
+    watcher = Watcher(folders, settle)  # validates the folders before anything is scanned
+    if existing:
+        for root in watcher.folders:
+            for path, _ in walk(root, stats):
+                yield path, list(_scan_file(path, root, namer(path), detector, stats))
+    for path in watcher.ready(stop):
+        root = next((f for f in watcher.folders if path.startswith(f + os.sep)), os.path.dirname(path))
+        yield path, list(_scan_file(path, root, namer(path), detector, stats))

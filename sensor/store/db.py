@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -165,6 +165,15 @@ class FindingStore:
                 params = [_row_params(run_id, row) for row in batch]
                 inserted += len(conn.execute(stmt, params).all())
         return inserted
+
+    def replace_file(self, run_id: int, path: str, rows: list[FindingRow]) -> int:
+        """A rescanned file: its earlier findings are deleted and `rows` stored, in one transaction."""
+        stmt = self._insert_new()
+        with self._errors(), self._engine.begin() as conn:
+            conn.execute(delete(findings).where(findings.c.path == path, findings.c.host.is_not(None)))
+            if not rows:
+                return 0
+            return len(conn.execute(stmt, [_row_params(run_id, row) for row in rows]).all())
 
     def add_flows(self, run_id: int, rows: Iterable[FlowRow]) -> int:
         """Insert flow records, skipping flow_ids already stored; returns how many were new."""
