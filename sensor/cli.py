@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from sensor.output.ecs import finding_record, flow_record, host_finding_record, 
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink, row_of
-from sensor.pipeline import Job, scan_inputs, scan_parallel, watch_inputs, zone
+from sensor.pipeline import Job, LiveJob, WorkerStats, live_inputs, scan_inputs, scan_parallel, watch_inputs, zone
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 
@@ -85,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--kind", choices=("alert", "event"))
     f.add_argument("--limit", type=int)
     f.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+
+    lv = sub.add_parser("live", help="capture from a SPAN/TAP interface (AF_PACKET) until SIGTERM")
+    lv.add_argument("--interface", "-i", required=True, metavar="IFACE")
+    lv.add_argument("--bpf", metavar="EXPR", help="capture filter (tcpdump syntax, compiled by tcpdump)")
+    lv.add_argument("--workers", type=int, default=1, metavar="N", help="processes sharing the interface by IP pair")
+    lv.add_argument(
+        "--stats-interval", default="60s", metavar="60s", help="how often each worker's counters are logged"
+    )
+    lv.add_argument("--jsonl", metavar="FILE|-", help="also write findings as ECS JSON lines (SIGHUP reopens)")
+    lv.add_argument("--flows", metavar="FILE", help="write one conn.log-like JSON line per flow (SIGHUP reopens)")
+    lv.add_argument(
+        "--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)"
+    )
+    lv.add_argument("--no-db", action="store_true", help="do not write the store")
+    lv.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
+    lv.add_argument(
+        "--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)"
+    )
+    lv.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
 
     w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
     w.add_argument("folders", nargs="+", metavar="FOLDER")
@@ -263,6 +284,71 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_live(a: argparse.Namespace) -> int:
+    """Capture until SIGTERM/SIGINT, then flush every open flow; SIGHUP reopens the output files."""
+    if a.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    home_net = tuple(a.home_net.split(",")) if a.home_net else None
+    settings = load_settings(a.config, observer=a.observer, home_net=home_net)
+    HomeNet(settings.home_net)
+    job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
+    stop = mp.get_context("fork").Event()
+    hup = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())
+    stats = RunStats()
+    sinks: list[Any] = []
+    if a.jsonl:
+        sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
+    if a.flows:
+        sinks.append(JsonlSink(a.flows, FlowRecord))
+    store, run_id = None, None
+    if not a.no_db:
+        store = FindingStore(a.db)
+        run_id = store.begin_run(settings.observer, sys.argv)
+        sinks.append(StoreSink(store, run_id, settings.observer))
+    latest: dict[int, WorkerStats] = {}
+
+    def on_stats(ws: WorkerStats) -> None:
+        latest[ws.worker] = ws
+        if not a.quiet:
+            console.err.print(
+                f"stats worker {ws.worker}: {ws.packets} packets, kernel {ws.kernel_packets} seen "
+                f"{ws.kernel_drops} dropped, {ws.flows} flows, {ws.findings} findings"
+            )
+        if store is not None and run_id is not None:
+            store.update_run_stats(run_id, {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}})
+
+    def on_ready() -> None:
+        if not a.quiet:
+            console.err.print(f"capturing on {a.interface} with {a.workers} worker(s)")
+
+    status = "ok"
+    try:
+        for item in live_inputs(job, stats, stop, on_stats, on_ready):
+            record = finding_record(item) if isinstance(item, Finding) else flow_record(item) if isinstance(
+                item, FlowRecord
+            ) else object_record(item)  # fmt: skip
+            for sink in sinks:
+                sink.write(item, record)
+            if hup.is_set():
+                hup.clear()
+                for sink in sinks:
+                    if isinstance(sink, JsonlSink):
+                        sink.reopen()
+    finally:
+        for sink in sinks:
+            sink.close()
+        if store is not None and run_id is not None:
+            final = stats.as_dict() | {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}}
+            store.end_run(run_id, final, status if not stats.errors["worker"] else "failed")
+            store.close()
+    if stats.errors["worker"]:
+        return EXIT_NOTHING
+    return EXIT_OK
+
+
 def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
     settings = load_settings(a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer)
@@ -323,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_correlate(a)
         if a.command == "watch":
             return cmd_watch(a)
+        if a.command == "live":
+            return cmd_live(a)
         if a.command == "incidents":
             return cmd_incidents(a)
         return cmd_findings(a)

@@ -7,8 +7,9 @@ kind of input; pipeline.py chooses it per input and runs it in one or several pr
 from __future__ import annotations
 
 import hashlib
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from sensor.capture.pcapfile import read_packets
@@ -20,7 +21,7 @@ from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
 from sensor.flow.reassembly import StreamSink
 from sensor.flow.table import Budget, Flow, FlowTable
-from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Segment
+from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Packet, Segment
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
 
@@ -54,11 +55,25 @@ class NetScanner:
 
     def scan(self, path: str) -> Iterator[Result]:
         """Every finding and ended flow of one capture file (open flows carry on into the next file)."""
-        self.table.source = path
+        yield from self.feed(read_packets(path, self.stats), path)
+
+    def feed(self, packets: Iterable[Packet | None], source: str) -> Iterator[Result]:
+        """Results of a packet source (a file's records, or a live interface's frames).
+
+        A None from the source means "nothing arrived lately": idle flows are swept by the wall
+        clock then, as capture time does not move on a quiet link.
+        """
+        self.table.source = source
         decode, process, out = self.decoder.decode, self.table.process, self.out
         shards, mine = self.shards, self.shard
         owned = self._owned
-        for pkt in read_packets(path, self.stats):
+        for pkt in packets:
+            if pkt is None:
+                self.table.sweep(time.time())
+                if out:
+                    yield from out
+                    out.clear()
+                continue
             seg = decode(pkt)
             if seg is None:
                 continue

@@ -8,17 +8,22 @@ unless `as_kind="file"` says to scan captures as files too.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import mmap
 import multiprocessing as mp
 import os
+import signal
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loguru import logger
 
+from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
@@ -26,7 +31,7 @@ from sensor.errors import InputError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
-from sensor.model import Finding, HostEvent, HostFinding
+from sensor.model import Finding, HostEvent, HostFinding, Packet
 from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
@@ -241,3 +246,118 @@ def watch_inputs(
     for path in watcher.ready(stop):
         root = next((f for f in watcher.folders if path.startswith(f + os.sep)), os.path.dirname(path))
         yield path, list(_scan_file(path, root, namer(path), detector, stats))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveJob:
+    """What `stagewatch live` captures, and how many workers share the interface."""
+
+    iface: str
+    settings: Settings
+    bpf: str | None = None
+    workers: int = 1
+    stats_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """One worker's counters at a stats interval (also the final ones)."""
+
+    worker: int
+    packets: int
+    kernel_packets: int
+    kernel_drops: int
+    flows: int
+    findings: int
+
+
+def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any) -> None:  # noqa: ANN401
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (the `stop` event)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stats = RunStats()
+    batch: list[Result] = []
+    try:
+        cap = LiveCapture(job.iface, job.bpf, (group, job.workers) if job.workers > 1 else None)
+    except InputError as e:
+        queue.put(("failed", str(e), stats))
+        return
+    queue.put(("ready", worker))
+    net = NetScanner(job.settings, Detector(job.settings, stats), stats)
+    last = time.monotonic()
+
+    def report() -> WorkerStats:
+        k = cap.drops()
+        return WorkerStats(worker, cap.received, k.packets, k.drops, stats.net["flows"], stats.findings)
+
+    def frames() -> Iterator[Packet | None]:
+        nonlocal last
+        for frame in cap.packets(stop):
+            if frame is not None:
+                stats.packets += 1
+                stats.packet_bytes += len(frame.data)
+            now = time.monotonic()
+            if now - last >= job.stats_interval:
+                last = now
+                queue.put(("stats", report()))
+            yield frame
+
+    try:
+        for result in itertools.chain(net.feed(frames(), cap.source), net.finish()):
+            batch.append(result)
+            if len(batch) >= BATCH:
+                queue.put(("results", batch))
+                batch = []
+        queue.put(("results", batch))
+        queue.put(("stats", report()))
+        queue.put(("done", stats))
+    except BaseException as e:  # reported to the parent, which owns the one-line error
+        queue.put(("results", batch))
+        queue.put(("failed", f"worker {worker}: {type(e).__name__}: {e}", stats))
+    finally:
+        cap.close()
+
+
+def live_inputs(
+    job: LiveJob,
+    stats: RunStats,
+    stop: Any,  # noqa: ANN401 - a multiprocessing Event: set it to end the capture
+    on_stats: Callable[[WorkerStats], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> Iterator[Result]:
+    """Results of `job.workers` capture processes on one interface until `stop` is set, then every open flow.
+
+    Each worker owns a PACKET_FANOUT share chosen by IP pair, so every flow lives in one worker.
+    """
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue(maxsize=1024)
+    group = os.getpid() & 0xFFFF
+    procs = [
+        ctx.Process(target=_live_worker, args=(job, i, group, stop, queue), daemon=True) for i in range(job.workers)
+    ]
+    for p in procs:
+        p.start()
+    running, ready = job.workers, 0
+    try:
+        while running:
+            kind, *payload = queue.get()
+            if kind == "results":
+                yield from payload[0]
+            elif kind == "stats":
+                if on_stats is not None:
+                    on_stats(payload[0])
+            elif kind == "ready":
+                ready += 1
+                if ready == job.workers and on_ready is not None:
+                    on_ready()
+            else:
+                running -= 1
+                stats.merge(payload[-1])
+                if kind == "failed":
+                    stats.errors["worker"] += 1
+                    stop.set()  # one worker cannot capture: the others stop too, their flows flushed
+                    logger.error("{}", payload[0])
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()

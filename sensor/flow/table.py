@@ -173,6 +173,11 @@ class FlowTable:
         if self.budget.used > self.limits.memcap:
             self._evict()
 
+    def sweep(self, now: float) -> None:
+        """Close flows idle since before `now - flow_timeout` (a live source calls this when quiet)."""
+        if now >= self.next_sweep:
+            self._sweep(now)
+
     def flush(self) -> None:
         """End of input: every open flow is finished and flushed through its sinks."""
         for flow in list(self.lru.values()):

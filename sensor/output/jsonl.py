@@ -23,6 +23,7 @@ class JsonlSink:
 
     def __init__(self, target: str, kind: type | tuple[type, ...] = Finding) -> None:
         self.kind = kind
+        self._target = target
         self._own = target != "-"
         try:
             self._f: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
@@ -34,6 +35,12 @@ class JsonlSink:
             return
         self._f.write(dumps(record) + "\n")
         self._f.flush()
+
+    def reopen(self) -> None:
+        """After log rotation (SIGHUP): the file at the same path is opened again (created anew)."""
+        if self._own:
+            self._f.close()
+            self._f = open(self._target, "a", encoding="utf-8")  # noqa: SIM115
 
     def close(self) -> None:
         if self._own:

@@ -148,6 +148,12 @@ class FindingStore:
         if found == 0:
             raise StoreError(self.where, f"run {run_id} does not exist")
 
+    def update_run_stats(self, run_id: int, stats: dict) -> None:
+        """A long run's statistics so far (a live sensor writes them every stats interval)."""
+        values = {"stats": json.dumps(stats, sort_keys=True)}
+        with self._errors(), self._engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
     def runs(self) -> list[dict[str, Any]]:
         """Every run, oldest first, with `argv` and `stats` decoded from JSON."""
         with self._errors(), self._engine.connect() as conn:
