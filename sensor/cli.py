@@ -292,11 +292,18 @@ def cmd_live(a: argparse.Namespace) -> int:
     settings = load_settings(a.config, observer=a.observer, home_net=home_net)
     HomeNet(settings.home_net)
     job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
-    stop = mp.get_context("fork").Event()
+    ctx = mp.get_context("fork")
+    stop, reloads = ctx.Event(), ctx.Value("i", 0)
     hup = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: hup.set())
+
+    def on_hup(*_: object) -> None:
+        hup.set()  # the JSON lines files are reopened by this process
+        with reloads.get_lock():
+            reloads.value += 1  # the workers recompile the rules at their next frame
+
+    signal.signal(signal.SIGHUP, on_hup)
     stats = RunStats()
     sinks: list[Any] = []
     if a.jsonl:
@@ -326,7 +333,7 @@ def cmd_live(a: argparse.Namespace) -> int:
 
     status = "ok"
     try:
-        for item in live_inputs(job, stats, stop, on_stats, on_ready):
+        for item in live_inputs(job, stats, stop, on_stats, on_ready, reloads):
             record = finding_record(item) if isinstance(item, Finding) else flow_record(item) if isinstance(
                 item, FlowRecord
             ) else object_record(item)  # fmt: skip
@@ -353,9 +360,10 @@ def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
     settings = load_settings(a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer)
     settle = _duration(a.settle, "--settle")
-    stop = threading.Event()
+    stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())  # log rotation: reopen --jsonl
     stats = RunStats()
     store = None if a.no_db else FindingStore(a.db)
     run_id = store.begin_run(settings.observer, sys.argv) if store is not None else None
@@ -368,6 +376,10 @@ def cmd_watch(a: argparse.Namespace) -> int:
             records = [finding_record(f) for f in found]
             if store is not None and run_id is not None:
                 store.replace_file(run_id, path, [row_of(f, r) for f, r in zip(found, records, strict=True)])
+            if hup.is_set() and out is not None and out is not sys.stdout:
+                hup.clear()
+                out.close()
+                out = open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
             for f, r in zip(found, records, strict=True):
                 if out is not None:
                     out.write(dumps(r) + "\n")

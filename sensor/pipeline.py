@@ -27,7 +27,7 @@ from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect.detector import Detector
-from sensor.errors import InputError
+from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
@@ -271,7 +271,7 @@ class WorkerStats:
     findings: int
 
 
-def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any) -> None:  # noqa: ANN401
+def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, reloads: Any) -> None:  # noqa: ANN401
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (the `stop` event)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stats = RunStats()
@@ -282,16 +282,25 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any) -
         queue.put(("failed", str(e), stats))
         return
     queue.put(("ready", worker))
-    net = NetScanner(job.settings, Detector(job.settings, stats), stats)
+    detector = Detector(job.settings, stats)
+    net = NetScanner(job.settings, detector, stats)
     last = time.monotonic()
+    generation = reloads.value
 
     def report() -> WorkerStats:
         k = cap.drops()
         return WorkerStats(worker, cap.received, k.packets, k.drops, stats.net["flows"], stats.findings)
 
     def frames() -> Iterator[Packet | None]:
-        nonlocal last
+        nonlocal last, generation
         for frame in cap.packets(stop):
+            if reloads.value != generation:  # SIGHUP: new rules, same flows
+                generation = reloads.value
+                try:
+                    detector.reload()
+                    queue.put(("reloaded", worker))
+                except RuleError as e:
+                    queue.put(("reload_failed", f"worker {worker}: {e}; the previous rules stay"))
             if frame is not None:
                 stats.packets += 1
                 stats.packet_bytes += len(frame.data)
@@ -323,6 +332,7 @@ def live_inputs(
     stop: Any,  # noqa: ANN401 - a multiprocessing Event: set it to end the capture
     on_stats: Callable[[WorkerStats], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    reloads: Any = None,  # noqa: ANN401 - a multiprocessing Value("i"): bump it to reload the rules
 ) -> Iterator[Result]:
     """Results of `job.workers` capture processes on one interface until `stop` is set, then every open flow.
 
@@ -330,9 +340,11 @@ def live_inputs(
     """
     ctx = mp.get_context("fork")
     queue = ctx.Queue(maxsize=1024)
+    reloads = reloads if reloads is not None else ctx.Value("i", 0)
     group = os.getpid() & 0xFFFF
     procs = [
-        ctx.Process(target=_live_worker, args=(job, i, group, stop, queue), daemon=True) for i in range(job.workers)
+        ctx.Process(target=_live_worker, args=(job, i, group, stop, queue, reloads), daemon=True)
+        for i in range(job.workers)
     ]
     for p in procs:
         p.start()
@@ -345,6 +357,10 @@ def live_inputs(
             elif kind == "stats":
                 if on_stats is not None:
                     on_stats(payload[0])
+            elif kind == "reloaded":
+                logger.warning("worker {}: rules reloaded", payload[0])
+            elif kind == "reload_failed":
+                logger.error("{}", payload[0])
             elif kind == "ready":
                 ready += 1
                 if ready == job.workers and on_ready is not None:

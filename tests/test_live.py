@@ -70,10 +70,11 @@ def netns() -> Iterator[str]:
 class Sensor:
     """`stagewatch live` inside the namespace, writing JSON lines and a store."""
 
-    def __init__(self, ns: str, tmp: Path, cache: Path, workers: int = 1) -> None:
+    def __init__(self, ns: str, tmp: Path, cache: Path, workers: int = 1, config: Path | None = None) -> None:
         self.jsonl, self.db = tmp / f"live-{workers}.jsonl", tmp / f"live-{workers}.db"
-        cfg = tmp / "sw.toml"
-        cfg.write_text(f'cache_dir = "{cache}"\nobserver = "test"\n')
+        cfg = config or tmp / "sw.toml"
+        if config is None:
+            cfg.write_text(f'cache_dir = "{cache}"\nobserver = "test"\n')
         cmd = [sys.executable, "-m", "sensor", "live", "-i", "vB", "--home-net", HOME_NET, "--workers", str(workers)]
         cmd += ["--jsonl", str(self.jsonl), "--db", str(self.db), "--config", str(cfg), "--stats-interval", "1s"]
         self.err = open(tmp / f"live-{workers}.err", "w+")  # noqa: SIM115
@@ -185,3 +186,33 @@ def test_sigterm_mid_replay_keeps_every_fully_sent_member(netns, tmp_path, rule_
     import hashlib
 
     assert {hashlib.sha256(m).hexdigest() for m in members} <= stored
+
+
+def test_sighup_reloads_the_rules_without_dropping_flows(netns, tmp_path, rule_cache):
+    import hashlib
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(ROOT / "signatures" / "archives.yar", rules)  # no gzip rule yet
+    member = gzip_named(sample_text(40_000, 7), "later.csv")
+    req = ab.http_request("POST", "/u", "drop.example", member)
+    conv = ab.http_conversation([[("c2s", req)]], client="10.99.5.1", server="198.18.60.1")
+    pkts = segments(conv)
+    half = len(pkts) // 2
+    part1 = write_pcap(tmp_path / "p1.pcap", pkts[:half])
+    part2 = write_pcap(tmp_path / "p2.pcap", pkts[half:])
+    cfg = tmp_path / "rules.toml"
+    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\nrules_dir = "{rules}"\n')
+    sensor = Sensor(netns, tmp_path, rule_cache, config=cfg)
+    replay(netns, part1)  # the member's first half, under rules that cannot see it
+    shutil.copy(ROOT / "signatures" / "compression.yar", rules)
+    sensor.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "rules reloaded" not in Path(sensor.err.name).read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    replay(netns, part2)  # the rest of the same flow
+    time.sleep(1.0)
+    sensor.stop()
+    with FindingStore(str(sensor.db)) as store:
+        found = [r for r in store.findings() if r["file"]["hash"]["sha256"] == hashlib.sha256(member).hexdigest()]
+    assert len(found) == 1 and found[0]["stagewatch"]["offset"] == 0  # carved whole from the flow kept open

@@ -122,12 +122,21 @@ class Detector:
         self.settings = settings
         self.limits = settings.limits
         self.stats = stats if stats is not None else RunStats()
-        if engine is None:
-            rules = RuleFiles.load(settings.rules_dir or bundled_rules_dir())
-            engine = engines.get(settings.engine)(rules, settings.cache_dir, settings.limits.yara_timeout)
-        self.engine: Engine = engine
+        self.engine: Engine = engine if engine is not None else self._compile()
         self.verifiers = {fmt: cls() for fmt, cls in verifiers.items()}
         self.sensitive = SensitiveNames(settings.sensitive_names)
+
+    def _compile(self) -> Engine:
+        s = self.settings
+        rules = RuleFiles.load(s.rules_dir or bundled_rules_dir())
+        return engines.get(s.engine)(rules, s.cache_dir, s.limits.yara_timeout)
+
+    def reload(self) -> None:
+        """Read and compile the rule files again; open streams go on with the new rules (SIGHUP).
+
+        A rule file that does not compile raises RuleError and the rules in use stay.
+        """
+        self.engine = self._compile()
 
     # -- public -----------------------------------------------------------------------------
     def scan(self, obj: ContentObject) -> Iterator[Finding]:

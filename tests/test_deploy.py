@@ -1,0 +1,45 @@
+"""deploy/: the example configuration documents every setting with its default, and loads; the systemd units
+grant each service only the capabilities it needs."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from sensor.config import Limits, Settings, load_settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+EXAMPLE = DEPLOY / "stagewatch.toml"
+
+
+def test_every_setting_is_documented():
+    text = EXAMPLE.read_text()
+    for f in [*fields(Limits), *fields(Settings)]:
+        if f.name != "limits":
+            assert re.search(rf"^# {f.name} = ", text, re.M), f"{f.name} is not in {EXAMPLE.name}"
+
+
+def test_the_example_loads_commented_and_uncommented(tmp_path):
+    assert load_settings(EXAMPLE).limits == Limits()  # as shipped: all defaults
+    active = re.sub(r"^# ([a-z_]+ = )", r"\1", EXAMPLE.read_text(), flags=re.M)
+    path = tmp_path / "active.toml"
+    path.write_text(active)
+    s = load_settings(path)
+    assert s.limits == Limits()  # the documented values are the defaults
+    assert s.engine == Settings().engine and s.home_net == Settings().home_net and s.tz == "UTC"
+
+
+def test_units_carry_only_the_capabilities_they_need():
+    for name, caps in (
+        ("stagewatch-live@.service", {"CAP_NET_RAW", "CAP_NET_ADMIN"}),
+        ("stagewatch-watch.service", {"CAP_DAC_READ_SEARCH"}),
+    ):
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read_string((DEPLOY / name).read_text())
+        svc = unit["Service"]
+        assert set(svc["AmbientCapabilities"].split()) == caps == set(svc["CapabilityBoundingSet"].split())
+        assert svc["User"] == "stagewatch" and svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict"
+        assert svc["ExecReload"].endswith("kill -HUP $MAINPID")
