@@ -57,11 +57,15 @@ bench: sysdeps-bench $(VENV)/.ok
 	$(PY) bench/bench_detect.py $(BENCH_DATA)
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host
+	$(call apt_install,iproute2 tcpreplay util-linux)
+	$(PY) bench/bench_live.py $(BENCH_DATA)-net
 bench-quick: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
+	$(call apt_install,iproute2 tcpreplay util-linux)
+	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick
 
 clean:
 	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples

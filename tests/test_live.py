@@ -216,3 +216,12 @@ def test_sighup_reloads_the_rules_without_dropping_flows(netns, tmp_path, rule_c
     with FindingStore(str(sensor.db)) as store:
         found = [r for r in store.findings() if r["file"]["hash"]["sha256"] == hashlib.sha256(member).hexdigest()]
     assert len(found) == 1 and found[0]["stagewatch"]["offset"] == 0  # carved whole from the flow kept open
+
+
+def test_a_capture_that_cannot_start_says_why_in_one_line(tmp_path, capfd):
+    from sensor.cli import main as cli_main
+
+    assert cli_main(["live", "-i", "sw-nosuch0", "--no-db"]) == 1
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1
+    assert "sw-nosuch0: cannot capture: no such interface" in err[0] or "needs CAP_NET_RAW" in err[0]

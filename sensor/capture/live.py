@@ -1,8 +1,10 @@
 """Live capture from a SPAN/TAP interface: an AF_PACKET socket in promiscuous mode, frames as Packets.
 
-The standard library's socket module speaks AF_PACKET directly; scapy is used only to compile a
-`--bpf` expression (through tcpdump). The kernel strips 802.1Q tags into the packet's metadata;
-PACKET_AUXDATA hands them back and they are put back into the frame, so the decoder sees what a
+The standard library's socket module speaks AF_PACKET directly; frames come through a TPACKET_V3
+ring (mmap'ed blocks the kernel fills: no system call per frame), or one recvmsg per frame where
+the ring cannot be set up. scapy is used only to compile a `--bpf` expression (through tcpdump).
+The kernel strips 802.1Q tags into the packet's metadata; the ring's frame header (or
+PACKET_AUXDATA) hands them back and they are put back into the frame, so the decoder sees what a
 capture file would hold. Several workers share one interface through PACKET_FANOUT with a classic
 BPF program that sends both directions of an IP pair to the same worker (the kernel's own hash
 mode splits by 5-tuple, which would part an FTP control connection from its data).
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
+import select
 import socket
 import struct
 import threading
@@ -41,6 +45,14 @@ LINKTYPE_ETHERNET = 1
 AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 SNAP = 262_144  # veth and loopback carry offloaded frames up to 64 KiB; leave room
 RCVBUF = 64 << 20
+PACKET_RX_RING = 5
+PACKET_VERSION = 10
+TPACKET_V3 = 2
+TP_STATUS_KERNEL, TP_STATUS_USER = 0, 1
+BLOCK_SIZE, BLOCK_NR, FRAME_SIZE = 1 << 20, 64, 1 << 16  # a 64 MiB ring of 1 MiB blocks
+UINT = struct.Struct("=I")
+HDR3 = struct.Struct("=IIIIIIHHIIH")  # struct tpacket3_hdr up to tp_vlan_tpid
+SLL_PKTTYPE = 48 + 10  # the sockaddr_ll after the aligned 48-byte tpacket3_hdr; sll_pkttype at +10
 
 
 class SockFilter(ctypes.Structure):
@@ -96,6 +108,7 @@ class LiveCapture:
         iface: str,
         bpf: str | None = None,
         fanout: tuple[int, int] | None = None,  # (group id, number of workers)
+        ring: bool = True,
     ) -> None:
         self.iface = iface
         self.source = f"live:{iface}"
@@ -129,6 +142,9 @@ class LiveCapture:
             self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", (group & 0xFFFF) | (mode << 16)))
             data, self._fanout_arr = _prog(ip_pair_program(workers))
             self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, data)
+        self.ring: mmap.mmap | None = None
+        if ring:
+            self._setup_ring()
         self.sock.settimeout(0.2)
 
     def _attach_bpf(self, expression: str) -> None:
@@ -144,6 +160,55 @@ class LiveCapture:
 
     def packets(self, stop: threading.Event) -> Iterator[Packet | None]:
         """Frames until `stop` is set; None whenever 0.2 s passed with none (the caller may sweep)."""
+        if self.ring is not None:
+            yield from self._ring_packets(stop)
+        else:
+            yield from self._recv_packets(stop)
+
+    def _setup_ring(self) -> None:
+        """A TPACKET_V3 receive ring: the kernel fills mmap'ed blocks, no system call per frame."""
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            req = struct.pack("7I", BLOCK_SIZE, BLOCK_NR, FRAME_SIZE, BLOCK_SIZE // FRAME_SIZE * BLOCK_NR, 60, 0, 0)
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            self.ring = mmap.mmap(
+                self.sock.fileno(), BLOCK_SIZE * BLOCK_NR, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+            )
+        except OSError:  # an old kernel or a restricted one: one frame per recvmsg instead
+            self.ring = None
+
+    def _ring_packets(self, stop: threading.Event) -> Iterator[Packet | None]:
+        ring = self.ring
+        assert ring is not None
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
+        u32, hdr_of = UINT.unpack_from, HDR3.unpack_from
+        block, n = 0, 0
+        while not stop.is_set():
+            base = block * BLOCK_SIZE
+            if not u32(ring, base + 8)[0] & TP_STATUS_USER:
+                if not poller.poll(200):
+                    yield None
+                continue
+            try:
+                count, p = u32(ring, base + 12)[0], base + u32(ring, base + 16)[0]
+                for _ in range(count):
+                    nxt, sec, nsec, snaplen, wirelen, status, mac, _, _, tci, tpid = hdr_of(ring, p)
+                    if ring[p + SLL_PKTTYPE] != PACKET_OUTGOING:  # a SPAN port sends nothing: skip our own
+                        data = ring[p + mac : p + mac + snaplen]
+                        if status & TP_STATUS_VLAN_VALID:
+                            tag_type = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
+                            data = data[:12] + struct.pack("!HH", tag_type, tci & 0xFFFF) + data[12:]
+                            wirelen += 4
+                        n += 1
+                        self.received = n
+                        yield Packet(sec + nsec * 1e-9, LINKTYPE_ETHERNET, data, n, wirelen, self.source)
+                    p += nxt
+            finally:
+                UINT.pack_into(ring, base + 8, TP_STATUS_KERNEL)  # the block goes back to the kernel
+            block = (block + 1) % BLOCK_NR
+
+    def _recv_packets(self, stop: threading.Event) -> Iterator[Packet | None]:
         recv = self.sock.recvmsg
         cmsg_space = socket.CMSG_SPACE(AUXDATA.size)
         n = 0
@@ -172,13 +237,15 @@ class LiveCapture:
 
     def drops(self) -> DropCounter:
         """Kernel counters so far (packets the socket was offered, and dropped for lack of buffer)."""
-        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
-        packets, drops = struct.unpack("II", raw)
+        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12 if self.ring is not None else 8)
+        packets, drops = struct.unpack_from("II", raw)
         self.counters.packets += packets
         self.counters.drops += drops
         return self.counters
 
     def close(self) -> None:
+        if self.ring is not None:
+            self.ring.close()
         self.sock.close()
 
 
