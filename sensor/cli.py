@@ -30,6 +30,7 @@ from sensor.output.ecs import finding_record, flow_record, host_finding_record, 
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink, row_of
+from sensor.output.syslog import SyslogSink
 from sensor.pipeline import Job, LiveJob, WorkerStats, live_inputs, scan_inputs, scan_parallel, watch_inputs, zone
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--extract", type=Path, metavar="DIR", help="write carved members to DIR/<sha256[:2]>/<sha256>")
     s.add_argument("--tz", metavar="ZONE", help="zone of host-event times that carry none (default UTC)")
+    s.add_argument("--syslog", metavar="URL", help="also send findings as syslog: udp://, tcp:// or tls://HOST[:PORT]")
+    s.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
+    s.add_argument("--syslog-ca", metavar="FILE", help="CA bundle that signs the tls:// syslog server's certificate")
     s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
@@ -124,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--window", default="15m", metavar="15m|1h|900", help="time either side of an anchor")
     c.add_argument("--host-map", type=Path, metavar="FILE", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
     c.add_argument("--jsonl", metavar="FILE|-", help="also write the incidents as JSON lines")
+    c.add_argument("--syslog", metavar="URL", help="also send the new incidents as syslog (udp://, tcp://, tls://)")
+    c.add_argument("--syslog-format", default="json", choices=("json", "leef"))
+    c.add_argument("--syslog-ca", metavar="FILE")
 
     i = sub.add_parser("incidents", help="query the stored incidents")
     i.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
@@ -176,6 +183,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
         sinks.append(JsonlSink(a.flows, FlowRecord))
     if a.objects:
         sinks.append(JsonlSink(a.objects, ObjectRecord))
+    if a.syslog:
+        sinks.append(SyslogSink(a.syslog, a.syslog_format, settings.observer, a.syslog_ca))
     run_id = None
     if not a.no_db:
         store = FindingStore(a.db)
@@ -275,6 +284,11 @@ def cmd_correlate(a: argparse.Namespace) -> int:
         )
     if a.jsonl:
         _write_lines(a.jsonl, records)
+    if a.syslog:
+        sink = SyslogSink(a.syslog, a.syslog_format, "", a.syslog_ca)
+        for inc, rec in zip(found, records, strict=True):
+            sink.write(inc, rec)
+        sink.close()
     if not a.quiet:
         console.out.print(console.incidents_table(records))
         console.err.print(
