@@ -6,8 +6,9 @@ SW := $(VENV)/bin/stagewatch
 APT_PKGS_RUN := libmagic1
 # zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), tshark (the reference
 # peer for --objects and for the crafted protocol captures), iproute2 + tcpreplay + tcpdump (live capture tests in
-# a network namespace; scapy compiles --bpf with tcpdump), yara (bench peer)
-APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark iproute2 tcpreplay tcpdump
+# a network namespace; scapy compiles --bpf with tcpdump), postgresql (a throwaway server for the store
+# tests), yara (bench peer)
+APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench

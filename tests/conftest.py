@@ -31,3 +31,22 @@ def scan(det: Detector, data: bytes, name: str = "blob.dat", folder: str = STAGE
     """Run the detector over bytes as if they were a file at folder/name."""
     origin = FileOrigin(folder + name, len(data), 1_700_000_000.0, "bob", "WS-01", "/cases")
     return list(det.scan(ContentObject(origin=origin, data=data, name=name)))
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A real PostgreSQL database for the session (tests/pgserver.py); STAGEWATCH_TEST_PG_URL names another one."""
+    import os
+
+    from tests import pgserver
+
+    if os.environ.get("STAGEWATCH_TEST_PG_URL"):
+        yield os.environ["STAGEWATCH_TEST_PG_URL"]
+        return
+    why = pgserver.missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests cannot run in CI: {why}")
+        pytest.skip(why)
+    with pgserver.server() as url:
+        yield url

@@ -1,10 +1,9 @@
-"""The findings store on real SQLite files (and PostgreSQL when STAGEWATCH_TEST_PG_URL is set)."""
+"""The findings store on real SQLite files and a real PostgreSQL server (tests/pgserver.py)."""
 
 from __future__ import annotations
 
 import calendar
 import json
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -343,11 +342,10 @@ def test_insert_ignores_duplicates_on_postgresql() -> None:
     assert sql.endswith("ON CONFLICT (event_id) DO NOTHING")
 
 
-@pytest.mark.skipif(not os.environ.get("STAGEWATCH_TEST_PG_URL"), reason="STAGEWATCH_TEST_PG_URL not set")
-def test_postgresql_round_trip() -> None:
-    with FindingStore(os.environ["STAGEWATCH_TEST_PG_URL"]) as s:
+def test_postgresql_round_trip(pg_url: str) -> None:
+    with FindingStore(pg_url) as s:
         with s._engine.begin() as conn:  # a clean slate: the tests own this database
-            conn.execute(text("TRUNCATE findings, runs"))
+            conn.execute(text("TRUNCATE findings, flows, host_findings, host_events, incidents, runs"))
         run = s.begin_run("sensor-a", ["scan"])
         rows = [make_row("c", 30.0), make_row("a", 30.0), make_row("b", 10.0, kind="event")]
         assert s.add(run, rows) == 3
@@ -356,5 +354,5 @@ def test_postgresql_round_trip() -> None:
         assert ids(list(s.findings(kind="event"))) == ["b"]
         s.end_run(run, {"files": 1})
         assert s.runs()[0]["stats"] == {"files": 1}
-    with FindingStore(os.environ["STAGEWATCH_TEST_PG_URL"]) as s:
+    with FindingStore(pg_url) as s:
         assert s.count() == 3
