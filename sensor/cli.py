@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import signal
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from sensor import __version__
+from sensor.capture.plan import parse_size, plan
 from sensor.config import load_settings
 from sensor.correlate.engine import Correlator
 from sensor.correlate.hosts import HostMap
@@ -31,7 +33,17 @@ from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink, row_of
 from sensor.output.syslog import SyslogSink
-from sensor.pipeline import Job, LiveJob, WorkerStats, live_inputs, scan_inputs, scan_parallel, watch_inputs, zone
+from sensor.pipeline import (
+    Job,
+    LiveJob,
+    WorkerStats,
+    live_inputs,
+    scan_inputs,
+    scan_parallel,
+    scan_segments,
+    watch_inputs,
+    zone,
+)
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 
@@ -81,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--syslog", metavar="URL", help="also send findings as syslog: udp://, tcp:// or tls://HOST[:PORT]")
     s.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
     s.add_argument("--syslog-ca", metavar="FILE", help="CA bundle that signs the tls:// syslog server's certificate")
+    s.add_argument("--segment-size", metavar="2G", help="plan captures into segments of this size (see `plan`)")
+    s.add_argument("--group-by", metavar="sensor:REGEX|dir|file", help="how captures form per-sensor chains")
+    s.add_argument("--read-ahead", type=int, metavar="N", help="files a segment reads ahead for its flows (1)")
     s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
@@ -122,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     w.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+
+    pl = sub.add_parser("plan", help="show how captures are chained and cut into segments")
+    pl.add_argument("paths", nargs="+", metavar="PATH")
+    pl.add_argument("--group-by", default="dir", metavar="sensor:REGEX|dir|file")
+    pl.add_argument("--segment-size", default="2G", metavar="2G")
+    pl.add_argument("--read-ahead", type=int, default=1, metavar="N")
+    pl.add_argument("--jsonl", metavar="FILE|-", help="write the segments as JSON lines instead of a table")
 
     c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
     c.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
@@ -194,9 +216,20 @@ def cmd_scan(a: argparse.Namespace) -> int:
     started = time.monotonic()
     status = "ok"
     try:
-        job = Job(tuple(a.paths), settings, a.as_kind)
+        planned = a.segment_size is not None or a.group_by is not None or a.read_ahead is not None
+        job = Job(tuple(a.paths), settings, a.as_kind, skip_captures=planned and a.as_kind != "file")
         with console.ScanProgress(enabled=None if not a.quiet and a.workers == 1 else False) as progress:
-            results = scan_parallel(job, a.workers, stats) if a.workers > 1 else scan_inputs(job, stats, progress)
+            if job.skip_captures:
+                segments = plan(
+                    list(a.paths), a.group_by or "dir", parse_size(a.segment_size or "2G"), a.read_ahead or 1
+                )
+                results = itertools.chain(
+                    scan_inputs(job, stats, progress), scan_segments(segments, settings, stats, a.workers)
+                )
+            elif a.workers > 1:
+                results = scan_parallel(job, a.workers, stats)
+            else:
+                results = scan_inputs(job, stats, progress)
             for item in results:
                 if isinstance(item, Finding):
                     record = finding_record(item)
@@ -268,6 +301,23 @@ def _write_lines(target: str, records: list[dict[str, Any]]) -> None:
     finally:
         if sink is not sys.stdout:
             sink.close()
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    segments = plan(a.paths, a.group_by, parse_size(a.segment_size), a.read_ahead)
+    records = [asdict(seg) for seg in segments]
+    if a.jsonl:
+        _write_lines(a.jsonl, records)
+    else:
+        for r in records:
+            console.out.print(
+                f"{r['chain']} #{r['index']}: {len(r['files'])} files, {r['size'] / 1e6:,.1f} MB; read back "
+                f"{len(r['read_back'])}, read ahead {len(r['read_ahead'])}"
+            )
+    if not segments:
+        logger.error("no capture found under {}", ", ".join(a.paths))
+        return EXIT_NOTHING
+    return EXIT_OK
 
 
 def cmd_correlate(a: argparse.Namespace) -> int:
@@ -433,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_rules(a)
         if a.command == "correlate":
             return cmd_correlate(a)
+        if a.command == "plan":
+            return cmd_plan(a)
         if a.command == "watch":
             return cmd_watch(a)
         if a.command == "live":

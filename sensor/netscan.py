@@ -13,14 +13,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from sensor.capture.pcapfile import read_packets
+from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
 from sensor.detect import inner
 from sensor.detect.detector import Detector
 from sensor.detect.stream import StreamScanner
 from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
-from sensor.flow.reassembly import StreamSink
-from sensor.flow.table import Budget, Flow, FlowTable
+from sensor.flow.reassembly import EndReason, StreamSink
+from sensor.flow.table import FIN, RST, TCP, Budget, Flow, FlowTable
 from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Packet, Segment
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
@@ -91,16 +92,55 @@ class NetScanner:
                 yield from out
                 out.clear()
 
+    def run_segment(self, seg: PlannedSegment) -> Iterator[Result]:
+        """One planned segment: read back (track only), its own files, then read ahead for its open flows."""
+        self.table.foreign = self._open_before(seg)
+        for path in seg.files:
+            yield from self.scan(path)
+        self.table.admit_new = False
+        for path in seg.read_ahead:
+            if not self.table.open_tcp():
+                break
+            yield from self.scan(path)
+        self.decoder.close()
+        self.table.flush(EndReason.SEGMENT if seg.read_ahead else EndReason.EOF)
+        self._flush_shared()
+        yield from self.out
+        self.out.clear()
+
+    def _open_before(self, seg: PlannedSegment) -> set[tuple]:
+        """Flows still open at the segment's start, from the previous segment's last file (both orientations)."""
+        if not seg.read_back or seg.start_ts is None:
+            return set()
+        since = seg.start_ts - self.limits.flow_timeout
+        state: dict[tuple, bool] = {}  # key -> open
+        decoder = Decoder(RunStats())
+        for path in seg.read_back:
+            for pkt in read_packets(path, RunStats()):
+                if pkt.ts < since:
+                    continue
+                s = decoder.decode(pkt)
+                if s is None or s.proto != TCP:
+                    continue
+                key = (s.src, s.sport, s.dst, s.dport, s.proto)
+                back = (s.dst, s.dport, s.src, s.sport, s.proto)
+                is_open = not s.flags & (FIN | RST)
+                state[key] = state[back] = is_open and state.get(key, True)
+        return {k for k, is_open in state.items() if is_open}
+
     def finish(self) -> Iterator[Result]:
         """End of input: flush every open flow through the detector."""
         self.decoder.close()
         self.table.flush()
+        self._flush_shared()
+        yield from self.out
+        self.out.clear()
+
+    def _flush_shared(self) -> None:
         for state in self.shared.values():
             flush = getattr(state, "flush", None)
             if flush is not None:
                 flush()  # transfers still waiting for their other half go out unnamed
-        yield from self.out
-        self.out.clear()
 
     # -- wiring -------------------------------------------------------------------------------
     def _origin(self, flow: Flow, d: int) -> NetworkOrigin:

@@ -25,6 +25,7 @@ from loguru import logger
 
 from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
+from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
 from sensor.detect.detector import Detector
 from sensor.errors import InputError, RuleError
@@ -51,6 +52,7 @@ class Job:
     settings: Settings
     as_kind: str | None = None  # "file": captures are scanned as staged files
     shard: tuple[int, int] = (0, 1)
+    skip_captures: bool = False  # captures run as planned segments instead (scan_segments)
 
 
 def _head(path: str) -> bytes:
@@ -76,6 +78,8 @@ def scan_inputs(
     for root in job.paths:
         for path, st in walk(root, stats):
             if job.as_kind != "file" and is_capture(_head(path)):
+                if job.skip_captures:
+                    continue
                 net = net or NetScanner(settings, detector, stats, job.shard)
                 try:
                     yield from net.scan(path)
@@ -377,3 +381,48 @@ def live_inputs(
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
+
+
+_DETECTORS: dict[tuple[str, str], Detector] = {}  # per process: rules compiled once, whatever the segments
+
+
+def segment_task(seg: PlannedSegment, settings: Settings) -> tuple[list[Result], RunStats]:
+    """One planned segment, start to end, in this process: its results and its counters (small records)."""
+    stats = RunStats()
+    key = (settings.engine, str(settings.rules_dir))
+    detector = _DETECTORS.get(key)
+    if detector is None:
+        detector = _DETECTORS[key] = Detector(settings, stats)
+    detector.stats = stats
+    for path in (*seg.files, *seg.read_back, *seg.read_ahead):
+        if not os.path.exists(path):
+            raise InputError(path, "missing: every worker must see the same paths (a shared file system)")
+    net = NetScanner(settings, detector, stats)
+    results: list[Result] = []
+    try:
+        results.extend(net.run_segment(seg))
+    except InputError as e:
+        stats.errors["capture"] += 1
+        logger.error("{}", e)
+    return results, stats
+
+
+def scan_segments(
+    segments: list[PlannedSegment], settings: Settings, stats: RunStats, workers: int = 1
+) -> Iterator[Result]:
+    """Planned segments in this process, or on `workers` forked processes; results as segments finish."""
+    if workers <= 1:
+        for seg in segments:
+            results, seg_stats = segment_task(seg, settings)
+            stats.merge(seg_stats)
+            yield from results
+        return
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        for results, seg_stats in pool.imap_unordered(_segment_star, [(seg, settings) for seg in segments]):
+            stats.merge(seg_stats)
+            yield from results
+
+
+def _segment_star(args: tuple[PlannedSegment, Settings]) -> tuple[list[Result], RunStats]:
+    return segment_task(*args)

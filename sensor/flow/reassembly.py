@@ -26,6 +26,7 @@ class EndReason(StrEnum):
     MEMCAP = "memcap"
     DEPTH = "depth"
     EOF = "eof"
+    SEGMENT = "segment"  # a planned segment's read-ahead ended with the flow still open: cut, not lost
 
 
 class StreamSink(Protocol):

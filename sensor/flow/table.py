@@ -137,6 +137,10 @@ class FlowTable:
         # recently closed TCP connections (both orientations), like TIME_WAIT: stray ACKs and
         # retransmissions after FIN or RST must not open a phantom mid-stream flow
         self.closed: OrderedDict[tuple, float] = OrderedDict()
+        # planned segments (sensor/capture/plan.py): flows a previous segment owns are skipped, and
+        # while reading ahead into the next segment's files no flow is started
+        self.foreign: set[tuple] = set()
+        self.admit_new = True
 
     def process(self, seg: Segment) -> None:
         """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
@@ -146,6 +150,15 @@ class FlowTable:
         if entry is None:
             if key in self.closed and not flags & SYN:
                 self.stats.net["after_close"] += 1  # the last ACK of a closed connection, not a new flow
+                return
+            if self.foreign and key in self.foreign:
+                if not (proto == TCP and flags & SYN and not flags & ACK):
+                    self.stats.net["previous_segment"] += 1  # the previous segment follows this flow
+                    return
+                self.foreign.discard(key)  # the 5-tuple reused by a new connection: ours
+                self.foreign.discard((dst, dport, src, sport, proto))
+            if not self.admit_new:
+                self.stats.net["read_ahead_skipped"] += 1
                 return
             flow, d = self._new(seg)
         else:
@@ -178,10 +191,14 @@ class FlowTable:
         if now >= self.next_sweep:
             self._sweep(now)
 
-    def flush(self) -> None:
+    def flush(self, reason: EndReason = EndReason.EOF) -> None:
         """End of input: every open flow is finished and flushed through its sinks."""
         for flow in list(self.lru.values()):
-            self._close(flow, EndReason.EOF)
+            self._close(flow, reason)
+
+    def open_tcp(self) -> int:
+        """TCP flows still open (a read-ahead stops once none is)."""
+        return sum(1 for f in self.lru.values() if f.proto == TCP)
 
     # -- internals ------------------------------------------------------------------------------
     def _new(self, seg: Segment) -> tuple[Flow, int]:
