@@ -41,6 +41,7 @@ from sensor.pipeline import (
     scan_inputs,
     scan_parallel,
     scan_segments,
+    scan_segments_dask,
     watch_inputs,
     zone,
 )
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segment-size", metavar="2G", help="plan captures into segments of this size (see `plan`)")
     s.add_argument("--group-by", metavar="sensor:REGEX|dir|file", help="how captures form per-sensor chains")
     s.add_argument("--read-ahead", type=int, metavar="N", help="files a segment reads ahead for its flows (1)")
+    s.add_argument("--dask", metavar="ADDRESS", help="run the planned segments on a Dask scheduler (tcp://HOST:8786)")
     s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
     s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
@@ -216,16 +218,19 @@ def cmd_scan(a: argparse.Namespace) -> int:
     started = time.monotonic()
     status = "ok"
     try:
-        planned = a.segment_size is not None or a.group_by is not None or a.read_ahead is not None
+        planned = any(v is not None for v in (a.segment_size, a.group_by, a.read_ahead, a.dask))
         job = Job(tuple(a.paths), settings, a.as_kind, skip_captures=planned and a.as_kind != "file")
         with console.ScanProgress(enabled=None if not a.quiet and a.workers == 1 else False) as progress:
             if job.skip_captures:
                 segments = plan(
                     list(a.paths), a.group_by or "dir", parse_size(a.segment_size or "2G"), a.read_ahead or 1
                 )
-                results = itertools.chain(
-                    scan_inputs(job, stats, progress), scan_segments(segments, settings, stats, a.workers)
+                run = (
+                    scan_segments_dask(segments, settings, stats, a.dask)
+                    if a.dask
+                    else scan_segments(segments, settings, stats, a.workers)
                 )
+                results = itertools.chain(scan_inputs(job, stats, progress), run)
             elif a.workers > 1:
                 results = scan_parallel(job, a.workers, stats)
             else:

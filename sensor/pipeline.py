@@ -8,6 +8,7 @@ unless `as_kind="file"` says to scan captures as files too.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import mmap
 import multiprocessing as mp
@@ -426,3 +427,43 @@ def scan_segments(
 
 def _segment_star(args: tuple[PlannedSegment, Settings]) -> tuple[list[Result], RunStats]:
     return segment_task(*args)
+
+
+def scan_segments_dask(
+    segments: list[PlannedSegment], settings: Settings, stats: RunStats, address: str
+) -> Iterator[Result]:
+    """Planned segments as tasks on a Dask distributed cluster (`stagewatch[dask]`); results as tasks finish.
+
+    Tasks carry paths, not bytes: every worker must see the same paths. Each worker process compiles
+    the rules once (`yara` rules do not pickle). A failed task is one line naming it; the rest go on.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("--dask needs the dask extra: pip install 'stagewatch[dask]'") from None
+    if not segments:
+        return
+    # yara-x scanners must be freed on the thread that made them; the Dask client runs an event-loop
+    # thread where a later garbage collection could otherwise drop an old detector's scanner
+    gc.collect()
+    try:
+        client = Client(address, timeout="20s")
+    except OSError as e:
+        raise InputError(address, f"cannot reach the Dask scheduler: {e}") from None
+    try:
+        futures = {
+            client.submit(segment_task, seg, settings, key=f"stagewatch-{abs(hash(seg))}-{seg.index}", pure=False): seg
+            for seg in segments
+        }
+        for fut in as_completed(futures):
+            seg = futures[fut]
+            try:
+                results, seg_stats = fut.result()
+            except Exception as e:  # noqa: BLE001 - a remote failure arrives as whatever the task raised
+                stats.errors["segment"] += 1
+                logger.error("segment {} #{} ({}): {}: {}", seg.chain, seg.index, seg.files[0], type(e).__name__, e)
+                continue
+            stats.merge(seg_stats)
+            yield from results
+    finally:
+        client.close()

@@ -5,9 +5,12 @@ planned segments, and planned segments on 2 workers."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from pathlib import Path
+
+import pytest
 
 from sensor.capture.plan import parse_size, plan
 from sensor.cli import main as cli_main
@@ -74,3 +77,19 @@ def test_plan_command(tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [len(r["read_ahead"]) for r in rows] == [1, 0] and [len(r["read_back"]) for r in rows] == [0, 1]
     assert cli_main(["-q", "plan", str(tmp_path / "nothing-here")]) == 1
+
+
+def test_dask_local_cluster_gives_the_same_event_ids(tmp_path, rule_cache):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    rotated(tmp_path / "rot")
+    single = {r["event"]["id"] for r in run(tmp_path, rule_cache, "single")}
+    gc.collect()  # yara-x scanners must be freed here, not by a collection on the cluster's event-loop thread
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        on_dask = run(tmp_path, rule_cache, "dask", "--segment-size", "1", "--dask", cluster.scheduler_address)
+        gc.collect()
+    assert {r["event"]["id"] for r in on_dask} == single
+    missing = tmp_path / "gone"
+    missing.mkdir()
+    assert (
+        cli_main(["-q", "scan", str(missing), "--no-db", "--dask", "tcp://127.0.0.1:1"]) == 1
+    )  # unreachable: one line
