@@ -25,7 +25,7 @@ from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
 from sensor.hostrules.export import add_rules_parser, run_rules
-from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
+from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import finding_record, flow_record, host_finding_record, incident_record, object_record
@@ -222,9 +222,12 @@ def cmd_scan(a: argparse.Namespace) -> int:
         job = Job(tuple(a.paths), settings, a.as_kind, skip_captures=planned and a.as_kind != "file")
         with console.ScanProgress(enabled=None if not a.quiet and a.workers == 1 else False) as progress:
             if job.skip_captures:
-                segments = plan(
-                    list(a.paths), a.group_by or "dir", parse_size(a.segment_size or "2G"), a.read_ahead or 1
-                )
+                ahead = 1 if a.read_ahead is None else a.read_ahead
+                segments = plan(list(a.paths), a.group_by or "dir", parse_size(a.segment_size or "2G"), ahead)
+                if store is not None:  # resume: what an earlier, interrupted run finished is not redone
+                    done = store.done_segments()
+                    stats.net["segments_skipped"] += sum(1 for seg in segments if seg.key in done)
+                    segments = [seg for seg in segments if seg.key not in done]
                 run = (
                     scan_segments_dask(segments, settings, stats, a.dask)
                     if a.dask
@@ -236,6 +239,12 @@ def cmd_scan(a: argparse.Namespace) -> int:
             else:
                 results = scan_inputs(job, stats, progress)
             for item in results:
+                if isinstance(item, SegmentDone):
+                    for sink in sinks:
+                        if isinstance(sink, StoreSink) and store is not None and run_id is not None:
+                            sink.flush()  # the segment's results are stored before it counts as done
+                            store.segment_done(run_id, item.key, item.chain, item.index)
+                    continue
                 if isinstance(item, Finding):
                     record = finding_record(item)
                 elif isinstance(item, FlowRecord):

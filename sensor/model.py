@@ -370,3 +370,12 @@ class Incident:
     files: tuple[str, ...]  # staged paths or transferred names
     destinations: tuple[str, ...]  # ip:port of the transfers
     evidence: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentDone:
+    """Every result of one planned segment has been handed on: the store may mark it done (resume)."""
+
+    key: str
+    chain: str
+    index: int

@@ -33,7 +33,7 @@ from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
-from sensor.model import Finding, HostEvent, HostFinding, Packet
+from sensor.model import Finding, HostEvent, HostFinding, Packet, SegmentDone
 from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
@@ -410,28 +410,32 @@ def segment_task(seg: PlannedSegment, settings: Settings) -> tuple[list[Result],
 
 def scan_segments(
     segments: list[PlannedSegment], settings: Settings, stats: RunStats, workers: int = 1
-) -> Iterator[Result]:
-    """Planned segments in this process, or on `workers` forked processes; results as segments finish."""
+) -> Iterator[Result | SegmentDone]:
+    """Planned segments in this process, or on `workers` forked processes; each segment's results, then its
+    SegmentDone marker, as segments finish."""
     if workers <= 1:
         for seg in segments:
             results, seg_stats = segment_task(seg, settings)
             stats.merge(seg_stats)
             yield from results
+            yield SegmentDone(seg.key, seg.chain, seg.index)
         return
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) as pool:
-        for results, seg_stats in pool.imap_unordered(_segment_star, [(seg, settings) for seg in segments]):
+        tasks = [(seg, settings) for seg in segments]
+        for seg, (results, seg_stats) in pool.imap_unordered(_segment_keyed, tasks):
             stats.merge(seg_stats)
             yield from results
+            yield SegmentDone(seg.key, seg.chain, seg.index)
 
 
-def _segment_star(args: tuple[PlannedSegment, Settings]) -> tuple[list[Result], RunStats]:
-    return segment_task(*args)
+def _segment_keyed(args: tuple[PlannedSegment, Settings]) -> tuple[PlannedSegment, tuple[list[Result], RunStats]]:
+    return args[0], segment_task(*args)
 
 
 def scan_segments_dask(
     segments: list[PlannedSegment], settings: Settings, stats: RunStats, address: str
-) -> Iterator[Result]:
+) -> Iterator[Result | SegmentDone]:
     """Planned segments as tasks on a Dask distributed cluster (`stagewatch[dask]`); results as tasks finish.
 
     Tasks carry paths, not bytes: every worker must see the same paths. Each worker process compiles
@@ -465,5 +469,6 @@ def scan_segments_dask(
                 continue
             stats.merge(seg_stats)
             yield from results
+            yield SegmentDone(seg.key, seg.chain, seg.index)
     finally:
         client.close()

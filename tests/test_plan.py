@@ -93,3 +93,31 @@ def test_dask_local_cluster_gives_the_same_event_ids(tmp_path, rule_cache):
     assert (
         cli_main(["-q", "scan", str(missing), "--no-db", "--dask", "tcp://127.0.0.1:1"]) == 1
     )  # unreachable: one line
+
+
+def test_a_rerun_skips_segments_already_done(tmp_path, rule_cache):
+    from sensor.store.db import FindingStore
+
+    rotated(tmp_path / "rot")
+    db = tmp_path / "sw.db"
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
+    args = ["-q", "scan", str(tmp_path / "rot"), "--db", str(db), "--config", str(cfg), "--segment-size", "1"]
+    assert cli_main([*args, "--home-net", "10.0.0.0/8"]) == 0
+    with FindingStore(str(db)) as store:
+        complete = {r["event"]["id"] for r in store.findings()}
+        done = store.done_segments()
+        assert len(done) == 2 and len(complete) == 3
+        with store._engine.begin() as conn:  # a driver killed after the first segment: the second undone
+            from sqlalchemy import text
+
+            second = sorted(done)[0]
+            conn.execute(text("DELETE FROM segments WHERE segment_key = :k"), {"k": second})
+            conn.execute(text("DELETE FROM findings"))
+    assert cli_main([*args, "--home-net", "10.0.0.0/8"]) == 0
+    with FindingStore(str(db)) as store:
+        redone = {r["event"]["id"] for r in store.findings()}
+        stats = store.runs()[-1]["stats"]
+        assert len(store.done_segments()) == 2
+    assert stats["net"]["segments_skipped"] == 1
+    assert 0 < len(redone) < len(complete) and redone <= complete  # only the undone segment ran again

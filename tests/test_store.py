@@ -68,7 +68,16 @@ def test_plain_path_creates_tables_and_one_version_row(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         versions = conn.execute("SELECT version FROM schema_version").fetchall()
-    assert tables == {"schema_version", "runs", "findings", "flows", "host_events", "host_findings", "incidents"}
+    assert tables == {
+        "schema_version",
+        "runs",
+        "findings",
+        "flows",
+        "host_events",
+        "host_findings",
+        "incidents",
+        "segments",
+    }
     assert versions == [(SCHEMA_VERSION,)]
 
 
@@ -345,7 +354,7 @@ def test_insert_ignores_duplicates_on_postgresql() -> None:
 def test_postgresql_round_trip(pg_url: str) -> None:
     with FindingStore(pg_url) as s:
         with s._engine.begin() as conn:  # a clean slate: the tests own this database
-            conn.execute(text("TRUNCATE findings, flows, host_findings, host_events, incidents, runs"))
+            conn.execute(text("TRUNCATE findings, flows, host_findings, host_events, incidents, segments, runs"))
         run = s.begin_run("sensor-a", ["scan"])
         rows = [make_row("c", 30.0), make_row("a", 30.0), make_row("b", 10.0, kind="event")]
         assert s.add(run, rows) == 3

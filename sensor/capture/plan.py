@@ -17,6 +17,7 @@ edge are then split, which is what per-file tools do.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ class Segment:
     read_ahead: tuple[str, ...]
     start_ts: float | None  # first packet of the segment's first file
     size: int
+
+    @property
+    def key(self) -> str:
+        """The segment's identity across runs: its files (with their sizes), read-back and read-ahead."""
+        parts = [*self.read_back, "|", *self.files, "|", *self.read_ahead, "|", str(self.size)]
+        return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def first_timestamp(path: str) -> float | None:

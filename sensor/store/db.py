@@ -32,6 +32,7 @@ from sensor.store.schema import (
     metadata,
     runs,
     schema_version,
+    segments,
 )
 
 BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
@@ -239,6 +240,19 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             rows = conn.execute(select(host_findings.c.record).order_by(host_findings.c.ts)).all()
         return [json.loads(r[0]) for r in rows]
+
+    def segment_done(self, run_id: int, key: str, chain: str, seq: int) -> None:
+        """A planned segment whose results are all stored: a re-run skips it."""
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](segments).on_conflict_do_nothing(
+            index_elements=[segments.c.segment_key]
+        )
+        values = {"segment_key": key, "run_id": run_id, "chain": chain, "seq": seq, "finished": time.time()}
+        with self._errors(), self._engine.begin() as conn:
+            conn.execute(stmt, [values])
+
+    def done_segments(self) -> set[str]:
+        with self._errors(), self._engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(segments.c.segment_key))}
 
     def flow_records(self) -> list[tuple[str, dict[str, Any]]]:
         """Every stored flow as (flow_id, its --flows record)."""

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 
 # Bump when a table changes; a store written by a newer stagewatch is refused, never altered.
-# 2: host_events, host_findings and incidents added (an older store gains them when opened)
+# 2: host_events, host_findings, incidents and segments added (an older store gains them when opened)
 SCHEMA_VERSION = 2
 
 # Fixed names, so constraints and indexes are called the same on every database.
@@ -148,4 +148,14 @@ incidents = Table(
     Column("record", Text, nullable=False),  # the ECS JSON line
     Index(None, "start"),
     Index(None, "host"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("segment_key", String(40), primary_key=True),  # Segment.key: files, sizes, read-back/ahead
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("chain", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("finished", Float, nullable=False),
 )
