@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -182,58 +182,48 @@ class FindingStore:
                 return 0
             return len(conn.execute(stmt, [_row_params(run_id, row) for row in rows]).all())
 
-    def add_flows(self, run_id: int, rows: Iterable[FlowRow]) -> int:
-        """Insert flow records, skipping flow_ids already stored; returns how many were new."""
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](flows).on_conflict_do_nothing(
-            index_elements=[flows.c.flow_id]
-        )
+    def _insert_new_rows(self, table: Table, key: str, params: Iterable[dict[str, Any]]) -> int:
+        """Insert rows in one transaction, in batches, skipping keys already stored; returns how many were new.
+
+        RETURNING lists only the rows actually inserted: an exact count even when another worker
+        writes the same rows at the same time.
+        """
+        col = table.c[key]
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
         inserted = 0
         with self._errors(), self._engine.begin() as conn:
-            for batch in _batches(rows, BATCH_ROWS):
-                params = [{**{f.name: getattr(r, f.name) for f in fields(FlowRow)}, "run_id": run_id} for r in batch]
-                inserted += len(conn.execute(stmt.returning(flows.c.flow_id), params).all())
+            for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
+                inserted += len(conn.execute(stmt.returning(col), batch).all())
         return inserted
+
+    def add_flows(self, run_id: int, rows: Iterable[FlowRow]) -> int:
+        """Insert flow records, skipping flow_ids already stored; returns how many were new."""
+        params = ({**{f.name: getattr(r, f.name) for f in fields(FlowRow)}, "run_id": run_id} for r in rows)
+        return self._insert_new_rows(flows, "flow_id", params)
 
     def add_host_events(self, run_id: int, events: Iterable[HostEvent]) -> int:
         """Insert host events, skipping ones already stored (same source, record, action); returns how many were new."""
-        table = host_events
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
-            index_elements=[table.c.event_key]
-        )
-        inserted = 0
-        with self._errors(), self._engine.begin() as conn:
-            for batch in _batches(events, BATCH_ROWS):  # type: ignore[arg-type]
-                params = [_host_params(run_id, e) for e in batch]  # type: ignore[arg-type]
-                inserted += len(conn.execute(stmt.returning(table.c.event_key), params).all())
-        return inserted
+        return self._insert_new_rows(host_events, "event_key", (_host_params(run_id, e) for e in events))
 
     def add_host_findings(self, run_id: int, items: Iterable[tuple[HostFinding, str]]) -> int:
         """Insert host findings with their ECS lines, skipping ids already stored; returns how many were new."""
-        table = host_findings
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
-            index_elements=[table.c.finding_id]
+        params = (
+            {
+                "finding_id": h.finding_id,
+                "run_id": run_id,
+                "ts": h.event.ts,
+                "host": h.event.host,
+                "host_ips": json.dumps(list(h.event.host_ips)),
+                "rule_id": h.rule_id,
+                "label": h.label,
+                "operation": h.operation,
+                "severity": h.severity,
+                "event_key": host_event_key(h.event),
+                "record": record,
+            }
+            for h, record in items
         )
-        inserted = 0
-        with self._errors(), self._engine.begin() as conn:
-            for batch in _batches(items, BATCH_ROWS):  # type: ignore[arg-type]
-                params = [
-                    {
-                        "finding_id": h.finding_id,
-                        "run_id": run_id,
-                        "ts": h.event.ts,
-                        "host": h.event.host,
-                        "host_ips": json.dumps(list(h.event.host_ips)),
-                        "rule_id": h.rule_id,
-                        "label": h.label,
-                        "operation": h.operation,
-                        "severity": h.severity,
-                        "event_key": host_event_key(h.event),
-                        "record": record,
-                    }
-                    for h, record in batch  # type: ignore[misc]
-                ]
-                inserted += len(conn.execute(stmt.returning(table.c.finding_id), params).all())
-        return inserted
+        return self._insert_new_rows(host_findings, "finding_id", params)
 
     def host_finding_records(self) -> list[dict[str, Any]]:
         """Every stored host finding's ECS record, oldest first."""
@@ -243,12 +233,8 @@ class FindingStore:
 
     def segment_done(self, run_id: int, key: str, chain: str, seq: int) -> None:
         """A planned segment whose results are all stored: a re-run skips it."""
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](segments).on_conflict_do_nothing(
-            index_elements=[segments.c.segment_key]
-        )
         values = {"segment_key": key, "run_id": run_id, "chain": chain, "seq": seq, "finished": time.time()}
-        with self._errors(), self._engine.begin() as conn:
-            conn.execute(stmt, [values])
+        self._insert_new_rows(segments, "segment_key", [values])
 
     def done_segments(self) -> set[str]:
         with self._errors(), self._engine.connect() as conn:
@@ -262,17 +248,11 @@ class FindingStore:
 
     def add_incidents(self, items: Iterable[tuple[str, float, float, str | None, int, str]]) -> int:
         """Insert (id, start, end, host, score, record) rows, skipping ids already stored; returns how many were new."""
-        table = incidents
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(
-            index_elements=[table.c.incident_id]
-        )
-        now = time.time()
         keys = ("incident_id", "start", "end", "host", "score", "record")
-        params = [dict(zip(keys, row, strict=True)) | {"created": now} for row in items]
-        if not params:
-            return 0
-        with self._errors(), self._engine.begin() as conn:
-            return len(conn.execute(stmt.returning(table.c.incident_id), params).all())
+        now = time.time()
+        return self._insert_new_rows(
+            incidents, "incident_id", (dict(zip(keys, row, strict=True)) | {"created": now} for row in items)
+        )
 
     def incident_records(self, since: float | None = None, host: str | None = None) -> list[dict[str, Any]]:
         """Stored incidents' ECS records, oldest first; `host` matches the name without its domain."""
