@@ -60,6 +60,7 @@ bench: sysdeps-bench $(VENV)/.ok
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net
+	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net
 bench-quick: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
@@ -67,6 +68,7 @@ bench-quick: sysdeps-bench $(VENV)/.ok
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick
+	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net --quick
 
 clean:
 	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples

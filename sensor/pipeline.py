@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from queue import Empty
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -286,6 +287,9 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, r
     except InputError as e:
         queue.put(("failed", str(e), stats))
         return
+    except Exception as e:  # noqa: BLE001 - the parent must hear of any failure, or it waits for ever
+        queue.put(("failed", f"worker {worker}: {type(e).__name__}: {e}", stats))
+        return
     queue.put(("ready", worker))
     detector = Detector(job.settings, stats)
     net = NetScanner(job.settings, detector, stats)
@@ -356,7 +360,17 @@ def live_inputs(
     running, ready = job.workers, 0
     try:
         while running:
-            kind, *payload = queue.get()
+            try:
+                kind, *payload = queue.get(timeout=2.0)
+            except Empty:
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead and queue.empty():  # killed without a word (OOM killer, a signal)
+                    logger.error("{} capture worker(s) died (exit codes {})", len(dead), [p.exitcode for p in dead])
+                    stats.errors["worker"] += len(dead)
+                    stop.set()
+                    running -= len(dead)
+                    procs = [p for p in procs if p not in dead]
+                continue
             if kind == "results":
                 yield from payload[0]
             elif kind == "stats":
@@ -421,12 +435,23 @@ def scan_segments(
             yield SegmentDone(seg.key, seg.chain, seg.index)
         return
     ctx = mp.get_context("fork")
-    with ctx.Pool(workers) as pool:
+    pool = ctx.Pool(workers)
+    finished = False
+    try:
         tasks = [(seg, settings) for seg in segments]
         for seg, (results, seg_stats) in pool.imap_unordered(_segment_keyed, tasks):
             stats.merge(seg_stats)
             yield from results
             yield SegmentDone(seg.key, seg.chain, seg.index)
+        finished = True
+    finally:
+        # close + join lets idle workers take their stop sentinel; Pool.terminate (what `with` does)
+        # can deadlock joining a worker blocked on the task queue's lock
+        if finished:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
 
 
 def _segment_keyed(args: tuple[PlannedSegment, Settings]) -> tuple[PlannedSegment, tuple[list[Result], RunStats]]:
