@@ -70,13 +70,17 @@ def netns() -> Iterator[str]:
 class Sensor:
     """`stagewatch live` inside the namespace, writing JSON lines and a store."""
 
-    def __init__(self, ns: str, tmp: Path, cache: Path, workers: int = 1, config: Path | None = None) -> None:
+    def __init__(
+        self, ns: str, tmp: Path, cache: Path, workers: int = 1, config: Path | None = None, bpf: str | None = None
+    ) -> None:
         self.jsonl, self.db = tmp / f"live-{workers}.jsonl", tmp / f"live-{workers}.db"
         cfg = config or tmp / "sw.toml"
         if config is None:
             cfg.write_text(f'cache_dir = "{cache}"\nobserver = "test"\n')
         cmd = [sys.executable, "-m", "sensor", "live", "-i", "vB", "--home-net", HOME_NET, "--workers", str(workers)]
         cmd += ["--jsonl", str(self.jsonl), "--db", str(self.db), "--config", str(cfg), "--stats-interval", "1s"]
+        if bpf:
+            cmd += ["--bpf", bpf]
         self.err = open(tmp / f"live-{workers}.err", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stderr=self.err, cwd=ROOT)
         deadline = time.monotonic() + 60
@@ -225,3 +229,15 @@ def test_a_capture_that_cannot_start_says_why_in_one_line(tmp_path, capfd):
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1
     assert "sw-nosuch0: cannot capture: no such interface" in err[0] or "needs CAP_NET_RAW" in err[0]
+
+
+def test_a_bpf_filter_keeps_out_what_it_excludes(netns, tmp_path, rule_cache):
+    subprocess.run([sys.executable, str(ROOT / "pcaps" / "make_samples.py"), str(tmp_path / "s")], check=True,
+                   capture_output=True)  # fmt: skip
+    pcap = rewritten(tmp_path, [tmp_path / "s" / "mail-and-ftp.pcap"])
+    sensor = Sensor(netns, tmp_path, rule_cache, bpf="not port 25")  # compiled by scapy through tcpdump
+    replay(netns, pcap)
+    time.sleep(1.5)
+    sensor.stop()
+    protocols = {json.loads(line)["network"].get("protocol") for line in sensor.jsonl.read_text().splitlines()}
+    assert protocols == {"ftp-data"}  # the mail (port 25) was filtered out, the FTP upload kept
