@@ -4,6 +4,7 @@ a new sub-folder is followed."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,12 @@ class Running:
         self.got: list[tuple[str, list[Finding]]] = []
         settings = Settings(observer="test", cache_dir=cache, host="ws-01")
         gen = watch_inputs([str(folder)], settings, RunStats(), self.stop, settle)
-        self.thread = threading.Thread(target=lambda: self.got.extend(gen), daemon=True)
+
+        def consume() -> None:
+            self.got.extend(gen)
+            gc.collect()  # yara-x objects must be freed on the thread that made them (this one)
+
+        self.thread = threading.Thread(target=consume, daemon=True)
         self.thread.start()
         time.sleep(0.5)  # the observer is scheduled
 
