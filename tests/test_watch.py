@@ -30,6 +30,7 @@ class Running:
             self.got.extend(gen)
             gc.collect()  # yara-x objects must be freed on the thread that made them (this one)
 
+        gc.collect()  # earlier tests' detectors (kept in reference cycles) are freed here, on their thread
         self.thread = threading.Thread(target=consume, daemon=True)
         self.thread.start()
         time.sleep(0.5)  # the observer is scheduled
