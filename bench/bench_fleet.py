@@ -22,13 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchkit import stagewatch_cmd
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1e6
-
-
-def stagewatch() -> list[str]:
-    script = Path(sys.executable).parent / "stagewatch"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "sensor"]
 
 
 def archive(data: Path, quick: bool, file_mb: int) -> Path:
@@ -56,7 +53,7 @@ def timed(args: list[str], runs: int) -> tuple[float, int]:
     for i in range(runs + 1):
         out = Path("/tmp") / f"fleet-{time.monotonic_ns()}.jsonl"
         t0 = time.perf_counter()
-        subprocess.run([*stagewatch(), "-q", "scan", *args, "--no-db", "--jsonl", str(out)], check=True, cwd=REPO)
+        subprocess.run([*stagewatch_cmd(), "-q", "scan", *args, "--no-db", "--jsonl", str(out)], check=True, cwd=REPO)
         wall = time.perf_counter() - t0
         count = len(out.read_text().splitlines())
         out.unlink()

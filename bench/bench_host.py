@@ -60,6 +60,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO)]
 
 import evtx as pyevtx  # noqa: E402
+from benchkit import goal, print_table, sha256_file, warm, where  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from sensor.correlate.engine import Correlator  # noqa: E402
@@ -192,21 +193,6 @@ def claim(path: Path, expected: str) -> sniff.Telemetry:
     if what is None or what.parser != expected or what.member is not None:
         raise SystemExit(f"{path}: sniff.which gives {what}, expected the {expected} parser")
     return what
-
-
-def warm(paths: Iterable[Path]) -> None:
-    for p in paths:
-        with open(p, "rb") as f:
-            while f.read(1 << 24):
-                pass
-
-
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        while chunk := f.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_atomic(target: Path, lines: Iterable[bytes]) -> None:
@@ -633,14 +619,6 @@ CASES: dict[str, Callable[[Options], CaseResult | None]] = {
 
 
 # -- profile ---------------------------------------------------------------------------------------
-def where(path: str) -> str:
-    if path.startswith(str(REPO) + "/"):
-        return path[len(str(REPO)) + 1 :]
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1]
-    return Path(path).name if path.startswith("/") else path
-
-
 def maybe_profile(o: Options, bare: Side, sw: Side, run: Run) -> list[dict[str, Any]] | None:
     """When the case misses its goal: stagewatch's run under cProfile, top functions by own time."""
     ratio = bare.rate / sw.rate
@@ -669,16 +647,6 @@ def maybe_profile(o: Options, bare: Side, sw: Side, run: Run) -> list[dict[str, 
 
 
 # -- report ----------------------------------------------------------------------------------------
-def print_table(head: list[str], rows: list[list[str]], align: str) -> None:
-    """`align` has one letter per column: l(eft) or r(ight)."""
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        cells = zip(r, widths, align, strict=True)
-        print(" | ".join(str(c).rjust(w) if al == "r" else str(c).ljust(w) for c, w, al in cells).rstrip())
-
-
 def code_digest() -> str:
     """sha256 over the measured modules (DIGEST_PATHS): which product code was measured."""
     h = hashlib.sha256()
@@ -686,11 +654,6 @@ def code_digest() -> str:
     for p in sorted(files):
         h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
-
-
-def goal(ok: bool, text: str) -> bool:
-    print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return ok
 
 
 def side_dict(s: Side) -> dict[str, Any]:

@@ -32,6 +32,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchkit import stagewatch_cmd
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1e6
 GOAL = 0.8
@@ -41,11 +43,6 @@ PNAT = "10.0.0.0/8:10.0.0.0/8,0.0.0.0/1:198.18.0.0/15,128.0.0.0/1:198.18.0.0/15"
 def sh(*cmd: str, ns: str | None = None, **kw: object) -> subprocess.CompletedProcess:
     full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
     return subprocess.run(full, check=True, capture_output=True, **kw)  # type: ignore[call-overload]
-
-
-def stagewatch() -> list[str]:
-    script = Path(sys.executable).parent / "stagewatch"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "sensor"]
 
 
 def capture(data: Path, quick: bool) -> Path:
@@ -66,7 +63,7 @@ def offline(pcap: Path, runs: int) -> float:
     for i in range(runs + 1):
         t0 = time.perf_counter()
         subprocess.run(
-            [*stagewatch(), "-q", "scan", str(pcap), "--no-db", "--home-net", "10.0.0.0/8"], check=True, cwd=REPO
+            [*stagewatch_cmd(), "-q", "scan", str(pcap), "--no-db", "--home-net", "10.0.0.0/8"], check=True, cwd=REPO
         )
         if i:
             walls.append(time.perf_counter() - t0)
@@ -91,7 +88,7 @@ def live_run(ns: Namespace, pcap: Path, mbps: int, workers: int, tmp: Path) -> d
     """One replay at `mbps`; returns the workers' final counters from the run record."""
     db = tmp / f"live-{workers}-{mbps}.db"
     err = tmp / f"live-{workers}-{mbps}.err"
-    cmd = [*stagewatch(), "live", "-i", "vB", "--home-net", "10.0.0.0/8", "--workers", str(workers)]
+    cmd = [*stagewatch_cmd(), "live", "-i", "vB", "--home-net", "10.0.0.0/8", "--workers", str(workers)]
     with open(err, "w") as e:
         proc = subprocess.Popen(["ip", "netns", "exec", ns.name, *cmd, "--db", str(db), "--stats-interval", "5s"],
                                 stderr=e, cwd=REPO)  # fmt: skip

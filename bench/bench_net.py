@@ -41,6 +41,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchkit import goal, print_table, sha256_file, stagewatch_cmd, warm, where
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
@@ -79,20 +81,6 @@ def ensure_pcap(data_dir: Path, size_mb: float, seed: int = 1) -> tuple[Path, di
         flush=True,
     )
     return pcap, json.loads(truth_path.read_text())
-
-
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        while chunk := f.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def warm(p: Path) -> None:
-    with open(p, "rb") as f:
-        while f.read(1 << 24):
-            pass
 
 
 # -- timing ----------------------------------------------------------------------------------------
@@ -169,11 +157,6 @@ def time_tcpflow(pcap: Path, data_dir: Path, runs: int, rules: Path | None) -> C
             case.walls.append(wall)
             case.rss_kib.append(rss)
     return case
-
-
-def stagewatch_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "stagewatch"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "sensor"]
 
 
 def scan_args(pcap: Path, jsonl: Path, workers: int, raw_only: bool = False) -> list[str]:
@@ -262,14 +245,6 @@ def evaluate(truth: dict, jsonl: Path) -> Evaluation:
 
 
 # -- profile ---------------------------------------------------------------------------------------
-def where(path: str) -> str:
-    if path.startswith(str(REPO) + "/"):
-        return path[len(str(REPO)) + 1 :]
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1]
-    return Path(path).name if path.startswith("/") else path
-
-
 def area(path: str) -> str:
     if path.startswith(str(REPO) + "/sensor/"):
         parts = path[len(str(REPO)) + 1 :].split("/")
@@ -312,16 +287,6 @@ def profile(pcap: Path, data_dir: Path, top: int = 15) -> dict:
 
 
 # -- report ----------------------------------------------------------------------------------------
-def print_table(head: list[str], rows: list[list[str]], align: str) -> None:
-    """`align` has one letter per column: l(eft) or r(ight)."""
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        cells = zip(r, widths, align, strict=True)
-        print(" | ".join(str(c).rjust(w) if al == "r" else str(c).ljust(w) for c, w, al in cells).rstrip())
-
-
 def code_digest() -> str:
     """sha256 over sensor/**/*.py and signatures/*.yar: which product tree was measured."""
     h = hashlib.sha256()
@@ -333,11 +298,6 @@ def code_digest() -> str:
 def version(cmd: list[str]) -> str:
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr).strip() else "?"
-
-
-def goal(ok: bool, text: str) -> bool:
-    print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     pcap, truth = ensure_pcap(a.data_dir, size)
     s = truth["summary"]
     nbytes, frames = pcap.stat().st_size, s["frames"]
-    warm(pcap)
+    warm([pcap])
     print(
         f"\n== {pcap}: {nbytes:,} B, {frames:,} frames, {sum(s['flows'].values()):,} flows, "
         f"{len(truth['uploads'])} compressed uploads",
@@ -427,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    ... {len(ev.false_alerts) - 20} more in the report")
 
     prof_pcap = pcap if size == QUICK_MB else ensure_pcap(a.data_dir, QUICK_MB)[0]
-    warm(prof_pcap)
+    warm([prof_pcap])
     prof = profile(prof_pcap, a.data_dir)
 
     c1, c2 = cases[3], cases[4]  # after tcpflow, tcpflow + yara and the raw-only run

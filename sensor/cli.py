@@ -177,6 +177,19 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _record_of(item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord) -> dict[str, Any]:
+    """The ECS record the sinks write for one pipeline result."""
+    if isinstance(item, Finding):
+        return finding_record(item)
+    if isinstance(item, FlowRecord):
+        return flow_record(item)
+    if isinstance(item, HostFinding):
+        return host_finding_record(item)
+    if isinstance(item, HostEvent):
+        return {}  # host events go to the store only (the correlator reads them there)
+    return object_record(item)
+
+
 def cmd_scan(a: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     if a.workers < 1:
@@ -245,16 +258,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
                             sink.flush()  # the segment's results are stored before it counts as done
                             store.segment_done(run_id, item.key, item.chain, item.index)
                     continue
-                if isinstance(item, Finding):
-                    record = finding_record(item)
-                elif isinstance(item, FlowRecord):
-                    record = flow_record(item)
-                elif isinstance(item, HostFinding):
-                    record = host_finding_record(item)
-                elif isinstance(item, HostEvent):
-                    record = {}  # host events go to the store only (the correlator reads them there)
-                else:
-                    record = object_record(item)
+                record = _record_of(item)
                 for sink in sinks:
                     sink.write(item, record)
                 if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * TABLE_ROWS:
@@ -412,9 +416,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     status = "ok"
     try:
         for item in live_inputs(job, stats, stop, on_stats, on_ready, reloads):
-            record = finding_record(item) if isinstance(item, Finding) else flow_record(item) if isinstance(
-                item, FlowRecord
-            ) else object_record(item)  # fmt: skip
+            record = _record_of(item)
             for sink in sinks:
                 sink.write(item, record)
             if hup.is_set():
