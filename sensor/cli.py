@@ -28,7 +28,14 @@ from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
 from sensor.output import console
 from sensor.output.console import TABLE_ROWS
-from sensor.output.ecs import finding_record, flow_record, host_finding_record, incident_record, object_record
+from sensor.output.ecs import (
+    finding_record,
+    flow_record,
+    host_finding_record,
+    incident_record,
+    object_record,
+    observer_fields,
+)
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink, row_of
@@ -84,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+    s.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
     s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
     s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
     s.add_argument(
@@ -127,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)"
     )
     lv.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+    lv.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
 
     w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
     w.add_argument("folders", nargs="+", metavar="FOLDER")
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     w.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+    w.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
 
     pl = sub.add_parser("plan", help="show how captures are chained and cut into segments")
     pl.add_argument("paths", nargs="+", metavar="PATH")
@@ -177,17 +187,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _record_of(item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord) -> dict[str, Any]:
-    """The ECS record the sinks write for one pipeline result."""
-    if isinstance(item, Finding):
-        return finding_record(item)
-    if isinstance(item, FlowRecord):
-        return flow_record(item)
-    if isinstance(item, HostFinding):
-        return host_finding_record(item)
+def _record_of(
+    item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord, observer: dict[str, Any]
+) -> dict[str, Any]:
+    """The ECS record the sinks write for one pipeline result, stamped with this sensor's observer.*."""
     if isinstance(item, HostEvent):
         return {}  # host events go to the store only (the correlator reads them there)
-    return object_record(item)
+    if isinstance(item, Finding):
+        record = finding_record(item)
+    elif isinstance(item, FlowRecord):
+        record = flow_record(item)
+    elif isinstance(item, HostFinding):
+        record = host_finding_record(item)
+    else:
+        record = object_record(item)
+    record["observer"] = observer
+    return record
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
@@ -201,6 +216,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
         host=a.host,
         host_from_path=a.host_from_path,
         observer=a.observer,
+        observer_ip=a.observer_ip,
         home_net=home_net,
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,
@@ -208,6 +224,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
         tz=a.tz,
     )
     zone(settings.tz)  # an unknown zone is a usage error before anything runs
+    observer = observer_fields(settings.observer, settings.observer_ip)
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
     if settings.extract_dir is not None:
@@ -258,7 +275,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
                             sink.flush()  # the segment's results are stored before it counts as done
                             store.segment_done(run_id, item.key, item.chain, item.index)
                     continue
-                record = _record_of(item)
+                record = _record_of(item, observer)
                 for sink in sinks:
                     sink.write(item, record)
                 if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * TABLE_ROWS:
@@ -371,8 +388,9 @@ def cmd_live(a: argparse.Namespace) -> int:
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
     home_net = tuple(a.home_net.split(",")) if a.home_net else None
-    settings = load_settings(a.config, observer=a.observer, home_net=home_net)
+    settings = load_settings(a.config, observer=a.observer, observer_ip=a.observer_ip, home_net=home_net)
     HomeNet(settings.home_net)
+    observer = observer_fields(settings.observer, settings.observer_ip)
     job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
     ctx = mp.get_context("fork")
     stop, reloads = ctx.Event(), ctx.Value("i", 0)
@@ -416,7 +434,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     status = "ok"
     try:
         for item in live_inputs(job, stats, stop, on_stats, on_ready, reloads):
-            record = _record_of(item)
+            record = _record_of(item, observer)
             for sink in sinks:
                 sink.write(item, record)
             if hup.is_set():
@@ -438,8 +456,11 @@ def cmd_live(a: argparse.Namespace) -> int:
 
 def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
-    settings = load_settings(a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer)
+    settings = load_settings(
+        a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer, observer_ip=a.observer_ip
+    )
     settle = _duration(a.settle, "--settle")
+    observer = observer_fields(settings.observer, settings.observer_ip)
     stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -453,7 +474,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
     status = "ok"
     try:
         for path, found in watch_inputs(a.folders, settings, stats, stop, settle, a.scan_existing):
-            records = [finding_record(f) for f in found]
+            records = [finding_record(f) | {"observer": observer} for f in found]
             if store is not None and run_id is not None:
                 store.replace_file(run_id, path, [row_of(f, r) for f, r in zip(found, records, strict=True)])
             if hup.is_set() and out is not None and out is not sys.stdout:

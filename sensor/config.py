@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sensor.errors import ConfigError
+from sensor.errors import ConfigError, RuleError
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -55,6 +56,40 @@ DEFAULT_SENSITIVE_NAMES = (
 )
 
 
+def bundled_signatures() -> Path:
+    """The bundled signatures/ folder: the repository's in a checkout, sensor/signatures in an installed wheel."""
+    package = Path(__file__).resolve().parent
+    for cand in (package.parent / "signatures", package / "signatures"):
+        if (cand / "compression.yar").is_file():
+            return cand
+    raise RuleError(str(package / "signatures"), "rule folder not found (a broken install?)")
+
+
+def local_addresses() -> tuple[str, ...]:
+    """The addresses this machine sends from by default: a UDP connect picks a route and sends nothing."""
+    found: list[str] = []
+    for family, target in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((target, 9))
+                found.append(s.getsockname()[0])
+        except OSError:
+            continue  # no route for this family (an isolated namespace): nothing to report
+    return tuple(found)
+
+
+def parse_ips(value: str | list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Addresses from a comma list or a TOML array, each checked; a bad one is a ConfigError."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.ip_address(str(item).strip())))
+        except ValueError as e:
+            raise ConfigError(where, f"observer_ip: {e}") from e
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on the work spent on one object or member; hitting one is a LimitHit."""
@@ -86,6 +121,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     engine: str = "yara-x"
     observer: str = field(default_factory=socket.gethostname)
+    observer_ip: tuple[str, ...] = field(default_factory=lambda: local_addresses())  # --observer-ip
     host: str | None = None  # --host
     host_from_path: str | None = None  # --host-from-path REGEX (group 1 or 'host')
     sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
@@ -126,4 +162,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         if key in data:
             data[key] = Path(data[key])
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if "observer_ip" in data:
+        where = "--observer-ip" if overrides.get("observer_ip") is not None else str(config)
+        data["observer_ip"] = parse_ips(data["observer_ip"], where)
     return Settings(limits=limits, **data)

@@ -1006,7 +1006,7 @@ def test_flows_output(tmp_path, rule_cache):
     }
     pcap = write_pcap(tmp_path / "flows.pcap", interleave(*flows.values()))
     out, jsonl = tmp_path / "flows.jsonl", tmp_path / "findings.jsonl"
-    args = ["-q", "scan", str(pcap), "--flows", str(out), "--jsonl", str(jsonl), "--no-db"]
+    args = ["-q", "scan", str(pcap), "--flows", str(out), "--jsonl", str(jsonl), "--no-db", "--observer-ip", "10.0.0.2"]
     rc = cli_main([*args, "--home-net", ",".join(HOME), "--config", str(cli_config(tmp_path, rule_cache))])
     assert rc == 0
     assert jsonl.read_text() == ""
@@ -1014,6 +1014,7 @@ def test_flows_output(tmp_path, rule_cache):
     assert len(records) == 5
     for r in records.values():  # checked apart, in test_flow_duration_is_exact
         del r["event"]["duration"]
+        assert r.pop("observer")["ip"] == ["10.0.0.2"]
 
     def expected(conv_pkts, c, cp, s, sp, proto, direction, end, counted=None, gaps=(0, 0), sni=None) -> dict:
         pk = conv_pkts if counted is None else conv_pkts[:counted]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -197,3 +198,31 @@ def test_a_capture_can_be_scanned_as_a_file(tmp_path, capsys):
     (r,) = records(out)
     assert "network" not in r and r["file"]["path"] == str(pcap)
     assert r["stagewatch"]["format"] == "gzip" and r["file"]["size"] == len(member)
+
+
+def test_observer_name_and_ip_on_every_record(tree, tmp_path, capsys):
+    from sensor.config import local_addresses
+
+    out, db = tmp_path / "f.jsonl", tmp_path / "s.db"
+    args = ["-q", "scan", str(tree), "--db", str(db), "--jsonl", str(out), "--observer", "sensor-7"]
+    assert run_cli([*args, "--observer-ip", "10.9.8.7, fd00::1"], capsys)[0] == 0
+    got = records(out)
+    assert got and all(r["observer"] == {"name": "sensor-7", "ip": ["10.9.8.7", "fd00::1"], "type": "sensor",
+                                         "vendor": "stagewatch"} for r in got)  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        stored = [json.loads(row[0]) for row in conn.execute("SELECT record FROM findings")]
+    assert stored and all(r["observer"]["ip"] == ["10.9.8.7", "fd00::1"] for r in stored)
+    code, _, err = run_cli([*args, "--observer-ip", "10.9.8.300"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.endswith(
+        "--observer-ip: observer_ip: '10.9.8.300' does not appear to be an IPv4 or IPv6 address"
+    )
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text('observer_ip = ["not-an-ip"]\n')
+    code, _, err = run_cli([*args, "--config", str(cfg)], capsys)
+    assert code == 1 and f"{cfg}: observer_ip:" in err
+    cfg.write_text('observer_ip = ["192.0.2.10"]\n')
+    assert run_cli([*args, "--config", str(cfg)], capsys)[0] == 0
+    assert records(out)[-1]["observer"]["ip"] == ["192.0.2.10"]
+    for ip in local_addresses():  # the default: this machine's source addresses, none in an isolated namespace
+        ipaddress.ip_address(ip)

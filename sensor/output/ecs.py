@@ -28,6 +28,11 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def observer_fields(name: str, ips: tuple[str, ...]) -> dict[str, Any]:
+    """ECS observer.*: which sensor saw it; stamped on every record a run writes."""
+    return _drop_none({"name": name, "ip": list(ips) or None, "type": "sensor", "vendor": "stagewatch"})
+
+
 def finding_record(f: Finding) -> dict[str, Any]:
     """The JSON-lines record of one finding."""
     m = f.member
@@ -73,7 +78,7 @@ def finding_record(f: Finding) -> dict[str, Any]:
         },
         "rule": {"name": f.rule, "ruleset": "compression"},
         "threat": {"technique": {"id": [TECHNIQUE]}},
-        "observer": {"name": f.observer, "type": "sensor", "vendor": "stagewatch"},
+        "observer": observer_fields(f.observer, ()),
     }
     file: dict[str, Any] = {"size": m.length, "hash": {"sha256": m.sha256}}
     if inner is not None and inner.mime_type:
