@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from sensor.config import bundled_signatures
 from sensor.hostrules.operation import operation_of
 from sensor.hostrules.sigma import CompiledRule, load_rules
 from sensor.model import HostEvent, HostFinding
@@ -22,7 +23,7 @@ OPERATION_SEVERITY = {"compress": 0, "unknown": -10, "decompress": -40}
 
 
 def bundled_host_rules() -> Path:
-    return Path(__file__).resolve().parents[2] / "signatures" / "host"
+    return bundled_signatures() / "host"
 
 
 class HostRules:

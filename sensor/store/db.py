@@ -101,7 +101,8 @@ class FindingStore:
             try:
                 return _make_engine(url)
             except ImportError as exc:
-                raise StoreError(self.where, f"database driver not installed ({exc.name})") from exc
+                hint = " (pip install 'stagewatch[postgres]')" if backend == "postgresql" else ""
+                raise StoreError(self.where, f"database driver not installed ({exc.name}){hint}") from exc
 
     def _prepare(self) -> None:
         """Refuse a newer schema, then create what is missing and stamp the version."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple, Protocol
 
+from sensor.config import bundled_signatures
 from sensor.errors import RuleError
 from sensor.model import Buffer, Format
 from sensor.registry import Registry
@@ -109,8 +110,4 @@ engines: Registry[type] = Registry("engine")
 
 def bundled_rules_dir() -> Path:
     """The signatures/ folder shipped with the package (repo checkout or installed data)."""
-    here = Path(__file__).resolve()
-    for cand in (here.parents[3] / "signatures", here.parents[2] / "signatures"):
-        if cand.is_dir():
-            return cand
-    raise RuleError(str(here.parents[3] / "signatures"), "rule folder not found")
+    return bundled_signatures()
