@@ -7,8 +7,9 @@ APT_PKGS_RUN := libmagic1
 # zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), tshark (the reference
 # peer for --objects and for the crafted protocol captures), iproute2 + tcpreplay + tcpdump (live capture tests in
 # a network namespace; scapy compiles --bpf with tcpdump), postgresql (a throwaway server for the store
-# tests), yara (bench peer)
-APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql
+# tests), chromium (headless: tests/test_report.py renders the HTML report, reads its DOM, takes a
+# screenshot), yara (bench peer)
+APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench
@@ -61,6 +62,7 @@ bench: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net
 	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net
+	$(PY) bench/bench_tuning.py $(BENCH_DATA)-net
 bench-quick: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
@@ -69,6 +71,7 @@ bench-quick: sysdeps-bench $(VENV)/.ok
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net --quick
+	$(PY) bench/bench_tuning.py $(BENCH_DATA)-net --quick
 
 clean:
 	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples

@@ -3,8 +3,18 @@ sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the b
 
 from setuptools import find_packages, setup
 
+DATA = {
+    "sensor.signatures": "signatures",
+    "sensor.signatures.host": "signatures/host",
+    "sensor.signatures.dlp": "signatures/dlp",
+}
+
 setup(
-    packages=[*find_packages(include=["sensor", "sensor.*"]), "sensor.signatures", "sensor.signatures.host"],
-    package_dir={"sensor.signatures": "signatures", "sensor.signatures.host": "signatures/host"},
-    package_data={"sensor.signatures": ["*.yar"], "sensor.signatures.host": ["*.yml"]},
+    packages=[*find_packages(include=["sensor", "sensor.*"]), *DATA],
+    package_dir=DATA,
+    package_data={
+        "sensor.signatures": ["*.yar", "*.yaml"],
+        "sensor.signatures.host": ["*.yml"],
+        "sensor.signatures.dlp": ["*.yar"],
+    },  # fmt: skip
 )

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.flow.direction import HomeNet
 from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
-from sensor.output import console
+from sensor.output import console, report
 from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import (
     finding_record,
@@ -36,6 +37,7 @@ from sensor.output.ecs import (
     object_record,
     observer_fields,
 )
+from sensor.output.explain import explain
 from sensor.output.extract import MemberFiles
 from sensor.output.jsonl import JsonlSink, dumps
 from sensor.output.store_sink import StoreSink, row_of
@@ -44,6 +46,7 @@ from sensor.pipeline import (
     Job,
     LiveJob,
     WorkerStats,
+    check_rules,
     live_inputs,
     scan_inputs,
     scan_parallel,
@@ -54,6 +57,8 @@ from sensor.pipeline import (
 )
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
+from sensor.store.retention import RetentionTimer
+from sensor.tuning.tuner import Tuner
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 EPILOG = """examples:
@@ -92,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
     s.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
+    s.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
+    s.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
     s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
     s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
     s.add_argument(
@@ -136,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lv.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
     lv.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
+    lv.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
+    lv.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
 
     w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
     w.add_argument("folders", nargs="+", metavar="FOLDER")
@@ -149,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
     w.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
     w.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
+    w.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
+    w.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
 
     pl = sub.add_parser("plan", help="show how captures are chained and cut into segments")
     pl.add_argument("paths", nargs="+", metavar="PATH")
@@ -171,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--since", metavar="15m|1h|2d|ISO", help="only incidents starting at or after this time")
     i.add_argument("--host", metavar="NAME", help="only incidents on this host")
     i.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+
+    pr = sub.add_parser("prune", help="delete what is older than a span; kept incidents keep their evidence")
+    pr.add_argument("--older-than", required=True, metavar="30d", help="event-time age to delete (30d, 12h, 15m, s)")
+    pr.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    pr.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    pr.add_argument("--no-vacuum", action="store_true", help="do not reclaim space (SQLite VACUUM rewrites the file)")
+
+    rp = sub.add_parser("report", help="write the store's incidents and findings as one self-contained HTML file")
+    rp.add_argument("--html", required=True, metavar="FILE", help="the report to write (nothing in it is fetched)")
+    rp.add_argument("--since", metavar="15m|1h|7d|ISO", help="only what was seen at or after this time")
+    rp.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+
+    ex = sub.add_parser("explain", help="one finding or incident: score, reasons and its evidence chain")
+    ex.add_argument("id", metavar="ID", help="event.id of a finding or host finding, or an incident id (8+ chars)")
+    ex.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
     add_rules_parser(sub)
     return p
 
@@ -217,6 +243,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
         host_from_path=a.host_from_path,
         observer=a.observer,
         observer_ip=a.observer_ip,
+        user_rules=a.rules,
+        suppress=a.suppress,
         home_net=home_net,
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,
@@ -225,8 +253,11 @@ def cmd_scan(a: argparse.Namespace) -> int:
     )
     zone(settings.tz)  # an unknown zone is a usage error before anything runs
     observer = observer_fields(settings.observer, settings.observer_ip)
+    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
+    tuner = Tuner.load(settings.suppress)
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
+    tuner.count_expired(stats)
     if settings.extract_dir is not None:
         MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before the scan
     sinks: list[Any] = []
@@ -275,6 +306,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
                             sink.flush()  # the segment's results are stored before it counts as done
                             store.segment_done(run_id, item.key, item.chain, item.index)
                     continue
+                if isinstance(item, Finding | HostFinding):
+                    item = tuner.apply(item, stats)
                 record = _record_of(item, observer)
                 for sink in sinks:
                     sink.write(item, record)
@@ -287,6 +320,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
         for sink in sinks:
             sink.close()
         if store is not None and run_id is not None:
+            store.set_threshold_counts(tuner.take_counts(stats))
             store.end_run(run_id, stats.as_dict(), status)
             store.close()
     elapsed = time.monotonic() - started
@@ -383,14 +417,37 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reload_tuning(tuner: Tuner, path: Path | None, stats: RunStats) -> Tuner:
+    """SIGHUP: read the tuning file again; a broken file is logged and the tuning in use stays."""
+    try:
+        fresh = Tuner.load(path)
+    except ConfigError as e:
+        logger.error("{} (the previous tuning stays in use)", e)
+        return tuner
+    fresh.count_expired(stats)
+    fresh.carried = tuner.take_counts(stats)  # counts not yet written to the store survive the reload
+    if tuner.folders:
+        logger.info("tuning reloaded; threshold windows restart")
+    return fresh
+
+
 def cmd_live(a: argparse.Namespace) -> int:
     """Capture until SIGTERM/SIGINT, then flush every open flow; SIGHUP reopens the output files."""
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
     home_net = tuple(a.home_net.split(",")) if a.home_net else None
-    settings = load_settings(a.config, observer=a.observer, observer_ip=a.observer_ip, home_net=home_net)
+    settings = load_settings(
+        a.config,
+        observer=a.observer,
+        observer_ip=a.observer_ip,
+        home_net=home_net,
+        user_rules=a.rules,
+        suppress=a.suppress,
+    )
     HomeNet(settings.home_net)
     observer = observer_fields(settings.observer, settings.observer_ip)
+    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
+    tuner = Tuner.load(settings.suppress)
     job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
     ctx = mp.get_context("fork")
     stop, reloads = ctx.Event(), ctx.Value("i", 0)
@@ -405,6 +462,7 @@ def cmd_live(a: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGHUP, on_hup)
     stats = RunStats()
+    tuner.count_expired(stats)
     sinks: list[Any] = []
     if a.jsonl:
         sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
@@ -415,6 +473,8 @@ def cmd_live(a: argparse.Namespace) -> int:
         store = FindingStore(a.db)
         run_id = store.begin_run(settings.observer, sys.argv)
         sinks.append(StoreSink(store, run_id, settings.observer))
+    prune_due = _retention(store, settings.retention, a.quiet)  # on this thread, the StoreSink's: never beside it
+    prune_due()
     latest: dict[int, WorkerStats] = {}
 
     def on_stats(ws: WorkerStats) -> None:
@@ -426,6 +486,7 @@ def cmd_live(a: argparse.Namespace) -> int:
             )
         if store is not None and run_id is not None:
             store.update_run_stats(run_id, {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}})
+        prune_due()  # the stats come even when no traffic does
 
     def on_ready() -> None:
         if not a.quiet:
@@ -434,18 +495,23 @@ def cmd_live(a: argparse.Namespace) -> int:
     status = "ok"
     try:
         for item in live_inputs(job, stats, stop, on_stats, on_ready, reloads):
+            if isinstance(item, Finding | HostFinding):
+                item = tuner.apply(item, stats)
             record = _record_of(item, observer)
             for sink in sinks:
                 sink.write(item, record)
+            prune_due()
             if hup.is_set():
                 hup.clear()
                 for sink in sinks:
                     if isinstance(sink, JsonlSink):
                         sink.reopen()
+                tuner = _reload_tuning(tuner, settings.suppress, stats)
     finally:
         for sink in sinks:
             sink.close()
         if store is not None and run_id is not None:
+            store.set_threshold_counts(tuner.take_counts(stats))
             final = stats.as_dict() | {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}}
             store.end_run(run_id, final, status if not stats.errors["worker"] else "failed")
             store.close()
@@ -457,26 +523,39 @@ def cmd_live(a: argparse.Namespace) -> int:
 def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
     settings = load_settings(
-        a.config, host=a.host, host_from_path=a.host_from_path, observer=a.observer, observer_ip=a.observer_ip
+        a.config,
+        host=a.host,
+        host_from_path=a.host_from_path,
+        observer=a.observer,
+        observer_ip=a.observer_ip,
+        user_rules=a.rules,
+        suppress=a.suppress,
     )
     settle = _duration(a.settle, "--settle")
     observer = observer_fields(settings.observer, settings.observer_ip)
+    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
+    tuner = Tuner.load(settings.suppress)
     stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: hup.set())  # log rotation: reopen --jsonl
     stats = RunStats()
+    tuner.count_expired(stats)
     store = None if a.no_db else FindingStore(a.db)
     run_id = store.begin_run(settings.observer, sys.argv) if store is not None else None
+    prune_due = _retention(store, settings.retention, a.quiet)  # at start, then after a file once a day is up
+    prune_due()
     out = None
     if a.jsonl:
         out = sys.stdout if a.jsonl == "-" else open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
     status = "ok"
     try:
         for path, found in watch_inputs(a.folders, settings, stats, stop, settle, a.scan_existing):
+            found = [tuner.apply(f, stats) for f in found]
             records = [finding_record(f) | {"observer": observer} for f in found]
             if store is not None and run_id is not None:
                 store.replace_file(run_id, path, [row_of(f, r) for f, r in zip(found, records, strict=True)])
+            prune_due()
             if hup.is_set() and out is not None and out is not sys.stdout:
                 hup.clear()
                 out.close()
@@ -493,6 +572,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
         if out is not None and out is not sys.stdout:
             out.close()
         if store is not None and run_id is not None:
+            store.set_threshold_counts(tuner.take_counts(stats))
             store.end_run(run_id, stats.as_dict(), status)
             store.close()
     return EXIT_OK
@@ -506,6 +586,65 @@ def cmd_incidents(a: argparse.Namespace) -> int:
         _write_lines(a.jsonl, records)
     else:
         console.out.print(console.incidents_table(records))
+    return EXIT_OK
+
+
+def cmd_prune(a: argparse.Namespace) -> int:
+    """Delete rows older than --older-than (event time) in one transaction, then reclaim the space."""
+    age = _duration(a.older_than, "--older-than")
+    if not 0 < age < float("inf"):  # a negative span would put the cutoff in the future: delete everything
+        raise ValueError(f"--older-than {a.older_than!r}: expected a positive span such as 30d, 12h or seconds")
+    with FindingStore(a.db) as store:
+        size = store.file_size()
+        result = store.prune(time.time() - age, dry_run=a.dry_run)
+        if not (a.dry_run or a.no_vacuum):
+            store.reclaim_space()
+        after = store.file_size()
+    if not a.quiet:
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.before))
+        lines = [f"{store.where}: rows older than {cutoff}", f"{'table':<14}{'deleted':>10}{'kept':>10}"]
+        lines += [f"{name:<14}{c.deleted:>10,}{c.kept:>10,}" for name, c in result.tables()]
+        lines.append("kept: older rows a kept incident cites as evidence, or runs rows still refer to")
+        if a.dry_run:
+            lines.append("dry run: nothing was deleted")
+        elif size is not None and after is not None and not a.no_vacuum:
+            lines.append(f"reclaimed {size - after:,} bytes ({size:,} -> {after:,}, WAL included)")
+        console.out.print("\n".join(lines), highlight=False)
+    return EXIT_OK
+
+
+def _retention(store: FindingStore | None, keep: float | None, quiet: bool) -> Callable[[], None]:
+    """The `retention` setting for live/watch: call it between records; it prunes at once, then daily."""
+    if store is None or keep is None:
+        return lambda: None
+    timer = RetentionTimer(store, keep)
+
+    def tick() -> None:
+        result = timer.tick(time.time())
+        if result is not None and not quiet:
+            console.err.print(result.summary(), highlight=False)
+
+    return tick
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    now = time.time()
+    since = parse_since(a.since, now) if a.since else None
+    with FindingStore(a.db) as store:
+        data = report.collect(store, since, now)
+    report.write_report(a.html, report.render(data))
+    if not a.quiet:
+        console.err.print(
+            f"{a.html}: {len(data.incidents)} incidents, {len(data.findings)} findings, "
+            f"{len(data.host_findings)} host findings",
+            highlight=False,
+        )
+    return EXIT_OK
+
+
+def cmd_explain(a: argparse.Namespace) -> int:
+    with FindingStore(a.db) as store:
+        console.out.print(explain(store, a.id))
     return EXIT_OK
 
 
@@ -528,6 +667,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_live(a)
         if a.command == "incidents":
             return cmd_incidents(a)
+        if a.command == "prune":
+            return cmd_prune(a)
+        if a.command == "report":
+            return cmd_report(a)
+        if a.command == "explain":
+            return cmd_explain(a)
         return cmd_findings(a)
     except (ConfigError, RuleError, StoreError, InputError) as e:
         logger.error("{}", e)

@@ -90,6 +90,21 @@ def parse_ips(value: str | list[str] | tuple[str, ...], where: str) -> tuple[str
     return tuple(out)
 
 
+_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | float, where: str, key: str) -> float:
+    """Seconds from "30d", "12h", "15m", "30s" or a plain number; zero, negative or unreadable is a ConfigError."""
+    text = str(value).strip().lower()
+    try:
+        seconds = float(text[:-1]) * _SPAN_UNITS[text[-1]] if text and text[-1] in _SPAN_UNITS else float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (0 < seconds < float("inf")):
+        raise ConfigError(where, f"{key}: {value!r} is not a span like 30d, 12h, 15m or seconds")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on the work spent on one object or member; hitting one is a LimitHit."""
@@ -102,6 +117,7 @@ class Limits:
     max_entries: int = 10_000  # archive entries listed
     max_names: int = 1_000  # names kept on a finding
     inner_head: int = 64 * KiB  # decompressed bytes kept for libmagic
+    content_head: int = 1 * MiB  # decompressed bytes user content rules see (--rules), when there are any
     window: int = 1 * MiB  # YARA window; keeps every string under libyara's 1M-match cap
     overlap: int = 4 * KiB  # window overlap (longest pattern, tar's 257+8 included)
     candidate_flood: int = 20_000  # candidates per window before the rest are skipped
@@ -128,11 +144,14 @@ class Settings:
     home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
     rules_dir: Path | None = None  # defaults to the bundled signatures/
     host_rules_dir: Path | None = None  # Sigma host rules; defaults to the bundled signatures/host
+    user_rules: Path | None = None  # --rules DIR: the analyst's YARA (detection, content) and Sigma rules
+    suppress: Path | None = None  # --suppress FILE: suppression entries and thresholds (YAML)
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
     app_layer: bool = True  # parse HTTP/SMTP/FTP into objects; False scans every stream raw (--raw-only)
     objects: bool = False  # produce an ObjectRecord per application object (--objects)
     extract_dir: Path | None = None  # --extract DIR: carved members written by sha256
     tz: str = "UTC"  # --tz: the zone of host-event timestamps that carry none (QRadar EventTime)
+    retention: float | None = None  # seconds ("30d" in TOML): live/watch prune older rows daily; None keeps all
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -158,9 +177,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     for key in ("sensitive_names", "home_net"):
         if key in data:
             data[key] = tuple(data[key])
-    for key in ("rules_dir", "cache_dir", "host_rules_dir"):
+    for key in ("rules_dir", "cache_dir", "host_rules_dir", "user_rules", "suppress"):
         if key in data:
             data[key] = Path(data[key])
+    if "retention" in data:
+        data["retention"] = parse_duration(data["retention"], str(config), "retention")
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "observer_ip" in data:
         where = "--observer-ip" if overrides.get("observer_ip") is not None else str(config)

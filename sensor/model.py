@@ -131,6 +131,7 @@ class NetworkOrigin:
     source: str  # capture file or interface
     client_to_server: bool  # these bytes go from the connection's initiator to its responder
     protocol: str | None = None  # application protocol where known
+    sni: str | None = None  # the TLS ClientHello's server name, when the flow opened with one
 
 
 Origin = FileOrigin | NetworkOrigin
@@ -237,6 +238,20 @@ class Finding:
     object_index: int = 0  # the object's number in its stream direction (a gap starts a new one)
     name: str | None = None  # the application object's name (part filename, attachment, FTP path)
     app: AppMeta | None = None
+    content_rules: tuple[str, ...] = ()  # user content rules that matched the decompressed head
+    tuned: Tuned | None = None  # set by suppression or a threshold (`stagewatch.suppressed`/`threshold`)
+
+
+@dataclass(frozen=True, slots=True)
+class Tuned:
+    """Why an analyst's tuning turned a result into an event: a suppression entry, or a threshold fold."""
+
+    how: str  # "suppressed" | "threshold"
+    entry: str  # the suppression entry's or threshold's name
+    reason: str
+    author: str | None = None
+    first: str | None = None  # threshold: event.id of the alert this repeat is folded into
+    count: int = 0  # threshold: repeats seen in the window so far, the alert included
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +351,7 @@ class HostFinding:
     severity: int
     techniques: tuple[str, ...]
     reasons: tuple[str, ...]
+    tuned: Tuned | None = None  # set by suppression or a threshold
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,7 @@ class NetScanner:
             packet=0,
             source=flow.source,
             client_to_server=d == 0,
+            sni=flow.sni,
         )
 
     def _sink(self, flow: Flow, d: int) -> StreamSink:

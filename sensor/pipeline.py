@@ -29,6 +29,7 @@ from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
+from sensor.detect.content_rules import ContentRules, UserRules, check_detection
 from sensor.detect.detector import Detector
 from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
@@ -55,6 +56,24 @@ class Job:
     as_kind: str | None = None  # "file": captures are scanned as staged files
     shard: tuple[int, int] = (0, 1)
     skip_captures: bool = False  # captures run as planned segments instead (scan_segments)
+
+
+def host_rules(settings: Settings) -> HostRules:
+    """The bundled Sigma host rules and the analyst's (--rules DIR)."""
+    extra = UserRules.scan(settings.user_rules).sigma if settings.user_rules is not None else ()
+    return HostRules(settings.observer, settings.host_rules_dir, extra)
+
+
+def check_rules(settings: Settings) -> UserRules | None:
+    """Validate the analyst's rule folder before any input is read: a mistake is one RuleError naming file and line."""
+    if settings.user_rules is None:
+        return None
+    user = UserRules.scan(settings.user_rules)
+    check_detection(user.detection)
+    if user.content:
+        ContentRules(user.content)
+    host_rules(settings)
+    return user
 
 
 def _head(path: str) -> bytes:
@@ -95,7 +114,7 @@ def scan_inputs(
                 continue
             telemetry = None if job.as_kind == "file" else _telemetry(path)
             if telemetry is not None:
-                rules = rules or HostRules(settings.observer, settings.host_rules_dir)
+                rules = rules or host_rules(settings)
                 yield from _read_telemetry(path, telemetry, stats, tz, rules)
             else:
                 yield from _scan_file(path, root, namer(path), detector, stats)

@@ -33,6 +33,7 @@ class RunStats:
     net: Counter[str] = field(default_factory=Counter)  # flows, streams, gaps, overlaps, evictions...
     app: Counter[str] = field(default_factory=Counter)  # per protocol: sessions, objects, anomalies
     host: Counter[str] = field(default_factory=Counter)  # host telemetry: files, records, bad records
+    tuning: Counter[str] = field(default_factory=Counter)  # per suppression entry / threshold; content rules
 
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1
@@ -69,4 +70,5 @@ class RunStats:
             "net": dict(self.net),
             "app": dict(self.app),
             "host": dict(self.host),
+            "tuning": dict(self.tuning),
         }

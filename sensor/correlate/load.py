@@ -26,6 +26,8 @@ def load(store: FindingStore, hosts: HostMap) -> Loaded:
     transfers: list[Transfer] = []
     staged: list[Staged] = []
     for rec in store.findings():
+        if "suppressed" in rec.get("stagewatch", {}):
+            continue  # an analyst's suppression entry covers it: it must not build an incident either
         t = transfer_of(rec)
         if t is not None:
             transfers.append(t)
@@ -33,7 +35,7 @@ def load(store: FindingStore, hosts: HostMap) -> Loaded:
         s = staged_of(rec)
         if s is not None:
             staged.append(s)
-    hits = [hit_of(r) for r in store.host_finding_records()]
+    hits = [hit_of(r) for r in store.host_finding_records() if "suppressed" not in r.get("stagewatch", {})]
     events = store.host_events("network") + store.host_events("file_create")
     hosts.learn(events)
     for h in hits:

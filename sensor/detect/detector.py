@@ -11,11 +11,13 @@ from dataclasses import dataclass, replace
 
 from loguru import logger
 
-from sensor.config import Settings
+from sensor.config import Limits, Settings
 from sensor.content import decoders
 from sensor.detect import inner, severity
+from sensor.detect.content_rules import ContentRules, ContentTimeout, UserRules, check_detection
 from sensor.detect.engines import Engine, EngineTimeout, RuleFiles, bundled_rules_dir, engines
 from sensor.detect.verifiers import Context, Verified, verifiers
+from sensor.errors import RuleError
 from sensor.model import (
     Buffer,
     Candidate,
@@ -122,13 +124,29 @@ class Detector:
         self.settings = settings
         self.limits = settings.limits
         self.stats = stats if stats is not None else RunStats()
+        self.user, self.content = self._user_rules()
+        self.limits = self._limits()
         self.engine: Engine = engine if engine is not None else self._compile()
         self.verifiers = {fmt: cls() for fmt, cls in verifiers.items()}
         self.sensitive = SensitiveNames(settings.sensitive_names)
 
+    def _limits(self) -> Limits:
+        lim = self.settings.limits
+        # content rules need more of each member than libmagic does
+        return replace(lim, inner_head=max(lim.inner_head, lim.content_head)) if self.content is not None else lim
+
+    def _user_rules(self) -> tuple[UserRules | None, ContentRules | None]:
+        """The analyst's rule folder (--rules), checked file by file, and its content rules compiled."""
+        if self.settings.user_rules is None:
+            return None, None
+        user = UserRules.scan(self.settings.user_rules)
+        check_detection(user.detection)
+        content = ContentRules(user.content, self.settings.limits.yara_timeout) if user.content else None
+        return user, content
+
     def _compile(self) -> Engine:
         s = self.settings
-        rules = RuleFiles.load(s.rules_dir or bundled_rules_dir())
+        rules = RuleFiles.load(s.rules_dir or bundled_rules_dir(), self.user.detection if self.user else ())
         return engines.get(s.engine)(rules, s.cache_dir, s.limits.yara_timeout)
 
     def reload(self) -> None:
@@ -136,7 +154,14 @@ class Detector:
 
         A rule file that does not compile raises RuleError and the rules in use stay.
         """
-        self.engine = self._compile()
+        old = self.user, self.content
+        try:
+            self.user, self.content = self._user_rules()
+            self.engine = self._compile()
+            self.limits = self._limits()
+        except RuleError:
+            self.user, self.content = old
+            raise
 
     # -- public -----------------------------------------------------------------------------
     def scan(self, obj: ContentObject) -> Iterator[Finding]:
@@ -373,7 +398,8 @@ class Detector:
                 view.release()
         document = inner.zip_document_type(names, v.head) if v.format is Format.ZIP else None
         sensitive = self.sensitive.match(names + ((v.stored_name,) if v.stored_name else ()))
-        j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers)
+        content = self._content(v.head)
+        j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers, content)
         if isinstance(obj.origin, FileOrigin) or j.kind is Kind.ALERT:
             # libmagic costs 0.3-1 ms a call on text: network events (gzip web pages coming in,
             # thousands per GB) keep their names and sizes but are not typed
@@ -418,4 +444,19 @@ class Detector:
             object_index=obj.index,
             name=obj.name,
             app=obj.app,
+            content_rules=content,
         )
+
+    def _content(self, head: bytes | None) -> tuple[str, ...]:
+        """The analyst's content rules over a member's decompressed head; a timeout is counted, not fatal."""
+        if self.content is None or not head:
+            return ()
+        try:
+            found = self.content.match(head)
+        except ContentTimeout:
+            self.stats.tuning["content_rules_timeout"] += 1
+            return ()
+        self.stats.tuning["content_rules_scanned"] += 1
+        for name in found:
+            self.stats.tuning[f"content:{name}"] += 1
+        return found

@@ -106,6 +106,7 @@ def judge(
     document_mime: str | None,
     sensitive: tuple[str, ...],
     encoding: tuple[str, ...],
+    content: tuple[str, ...] = (),
 ) -> Judgement:
     """Score one member: staging location, encryption and sensitive names make alerts; containers never do."""
     if is_container(container_mime) and not (member.offset == 0 and member.length >= _size(origin)):
@@ -141,6 +142,11 @@ def judge(
         score += 20
         alert = alert or not inbound
         reasons.append("sensitive_name")
+    if content:
+        # the analyst's own content rule says what the member holds (card numbers, keys, a code name)
+        score += 25
+        alert = alert or not inbound
+        reasons.append("content_rule")
     if path and hides_format(os.path.basename(path), member.format):
         score += 10
         reasons.append("extension_mismatch")

@@ -29,10 +29,11 @@ def bundled_host_rules() -> Path:
 class HostRules:
     """The compiled host rules of one run."""
 
-    def __init__(self, observer: str, rules_dir: Path | None = None) -> None:
+    def __init__(self, observer: str, rules_dir: Path | None = None, extra: tuple[Path, ...] = ()) -> None:
+        """`extra`: the analyst's Sigma files (--rules DIR), evaluated beside the bundled ones."""
         folder = rules_dir if rules_dir is not None else bundled_host_rules()
         self.observer = observer
-        self.rules: list[CompiledRule] = load_rules(sorted(folder.glob("*.yml")))
+        self.rules: list[CompiledRule] = load_rules([*sorted(folder.glob("*.yml")), *extra])
 
     def check(self, event: HostEvent) -> Iterator[HostFinding]:
         """A HostFinding for each rule the event matches."""

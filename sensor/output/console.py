@@ -123,6 +123,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
         ("network", stats.net),
         ("application", stats.app),
         ("host telemetry", stats.host),
+        ("tuning", stats.tuning),
         ("not decoded", stats.undecoded),
         ("verified", stats.verified),
         ("candidates", stats.candidates),

@@ -14,6 +14,7 @@ from sensor.model import (
     Incident,
     NetworkOrigin,
     ObjectRecord,
+    Tuned,
 )
 
 TECHNIQUE = "T1560.002"
@@ -31,6 +32,15 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 def observer_fields(name: str, ips: tuple[str, ...]) -> dict[str, Any]:
     """ECS observer.*: which sensor saw it; stamped on every record a run writes."""
     return _drop_none({"name": name, "ip": list(ips) or None, "type": "sensor", "vendor": "stagewatch"})
+
+
+def tuned_fields(t: Tuned | None) -> dict[str, Any]:
+    """`stagewatch.suppressed` (entry, reason, author) or `stagewatch.threshold` (the alert it folds into)."""
+    if t is None:
+        return {}
+    if t.how == "suppressed":
+        return {"suppressed": _drop_none({"name": t.entry, "reason": t.reason, "author": t.author})}
+    return {"threshold": _drop_none({"name": t.entry, "first": t.first, "count": t.count, "reason": t.reason})}
 
 
 def finding_record(f: Finding) -> dict[str, Any]:
@@ -61,6 +71,9 @@ def finding_record(f: Finding) -> dict[str, Any]:
         sw["inner"] = _drop_none(
             {"mime_type": inner.mime_type, "size": inner.size, "complete": inner.complete, "names": list(inner.names)}
         )
+    if f.content_rules:
+        sw.setdefault("inner", {})["rules"] = list(f.content_rules)
+    sw.update(tuned_fields(f.tuned))
     extras = {"stored_name": m.stored_name, "writer": m.writer, "detail": m.detail}
     if m.header_mtime:
         extras["header_time"] = iso(m.header_mtime)
@@ -101,6 +114,8 @@ def finding_record(f: Finding) -> dict[str, Any]:
         if f.name:
             file["name"] = f.name
         record.update(app_fields(f.app))
+        if o.sni:
+            record["tls"] = {"client": {"server_name": o.sni}}
     if isinstance(o, FileOrigin):
         file.update(
             {
@@ -291,6 +306,7 @@ def host_finding_record(h: HostFinding) -> dict[str, Any]:
             "reasons": list(h.reasons),
             "source": {"path": e.source, "record_id": e.record_id},
             "source_label": e.label,
+            **tuned_fields(h.tuned),
         },
     }
     return _drop_none(record)

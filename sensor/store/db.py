@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from sensor.errors import StoreError
 from sensor.model import HostEvent, HostFinding, NetTuple
+from sensor.store.prune import TABLES, PruneResult, prune_rows
 from sensor.store.schema import (
     SCHEMA_VERSION,
     findings,
@@ -37,6 +38,7 @@ from sensor.store.schema import (
 
 BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
 SETUP_LOCK_KEY = 0x5354_4757  # PostgreSQL advisory lock held while creating tables ("STGW")
+PRUNE_LOCK_KEY = 0x5354_5052  # ... and while pruning, so sensors sharing a store prune one at a time ("STPR")
 BATCH_ROWS = 500  # rows per INSERT statement; bounds memory when `rows` is a long generator
 
 # The dialect's own INSERT is what offers ON CONFLICT DO NOTHING; other databases are refused.
@@ -268,6 +270,51 @@ class FindingStore:
             out = [r for r in out if (r.get("host", {}).get("name") or "").lower().split(".", 1)[0] == want]
         return out
 
+    # -- read-only lookups for `report` and `explain` ------------------------------------------
+
+    def host_finding_records_since(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Stored host findings' ECS records at or after `since` (epoch seconds), oldest first."""
+        q = select(host_findings.c.record).order_by(host_findings.c.ts)
+        if since is not None:
+            q = q.where(host_findings.c.ts >= since)
+        with self._errors(), self._engine.connect() as conn:
+            return [json.loads(r[0]) for r in conn.execute(q)]
+
+    def records_by_id(self, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Findings, host findings, incidents and flows by exact id: {id: (table, record)}; unknown ids left out."""
+        wanted = sorted(set(ids))
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        with self._errors(), self._engine.connect() as conn:
+            for table, key in _ID_COLUMNS:
+                for batch in _batches(wanted, BATCH_ROWS):  # type: ignore[arg-type]
+                    rows = conn.execute(select(table.c[key], table.c.record).where(table.c[key].in_(batch)))
+                    out.update((r[0], (table.name, json.loads(r[1]))) for r in rows)
+        return out
+
+    def match_id(self, prefix: str, limit: int = 10) -> list[tuple[str, str, dict[str, Any]]]:
+        """Findings, host findings and incidents whose id starts with `prefix`: (table, id, record), up to `limit`."""
+        pattern = re.sub(r"([\\%_])", r"\\\1", prefix.lower()) + "%"  # ids are lower-case UUIDs; LIKE is literal here
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        with self._errors(), self._engine.connect() as conn:
+            for table, key in _ID_COLUMNS[:3]:
+                q = select(table.c[key], table.c.record).where(table.c[key].like(pattern, escape="\\")).limit(limit)
+                out.extend((table.name, r[0], json.loads(r[1])) for r in conn.execute(q))
+        return out[:limit]
+
+    def findings_with_sha256(self, sha256: str) -> list[dict[str, Any]]:
+        """Every stored finding whose carved member has this SHA-256 (a staged file and its transfer), oldest first."""
+        q = select(findings.c.record).where(findings.c.sha256 == sha256).order_by(findings.c.ts)
+        with self._errors(), self._engine.connect() as conn:
+            return [json.loads(r[0]) for r in conn.execute(q)]
+
+    def incidents_citing(self, ref: str) -> list[dict[str, Any]]:
+        """Stored incidents whose evidence list names `ref` (an event.id or host finding id), oldest first."""
+        q = select(incidents.c.record).where(incidents.c.record.contains(ref, autoescape=True))
+        with self._errors(), self._engine.connect() as conn:
+            records = [json.loads(r[0]) for r in conn.execute(q.order_by(incidents.c.start))]
+        # The text match only narrows the rows: keep incidents that really list the id as evidence.
+        return [r for r in records if any(e.get("id") == ref for e in _evidence(r))]
+
     def host_events(self, action: str | None = None) -> list[HostEvent]:
         """Stored host events, oldest first (optionally of one action)."""
         q = select(host_events).order_by(host_events.c.ts)
@@ -300,10 +347,67 @@ class FindingStore:
             for (record,) in conn.execution_options(yield_per=BATCH_ROWS).execute(query):
                 yield json.loads(record)
 
+    def set_threshold_counts(self, counts: dict[str, tuple[str, int]]) -> int:
+        """Write each kept alert's fold count into its record (`stagewatch.threshold`); returns rows changed."""
+        changed = 0
+        with self._errors(), self._engine.begin() as conn:
+            for event_id, (name, count) in counts.items():
+                row = conn.execute(select(findings.c.record).where(findings.c.event_id == event_id)).first()
+                if row is None:
+                    continue  # a re-run that stored the alert in an earlier run keeps that run's record
+                record = json.loads(row.record)
+                record.setdefault("stagewatch", {})["threshold"] = {"name": name, "count": count}
+                conn.execute(
+                    update(findings)
+                    .where(findings.c.event_id == event_id)
+                    .values(record=json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+                )
+                changed += 1
+        return changed
+
     def count(self) -> int:
         """Number of stored findings."""
         with self._errors(), self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(findings)).scalar_one())
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune(self, before: float, dry_run: bool = False) -> PruneResult:
+        """Delete what is older than `before` (epoch seconds) in one transaction; rules in sensor/store/prune.py."""
+        with self._errors(), self._engine.connect() as conn:
+            _lock_for_prune(conn)
+            result = prune_rows(conn, before)
+            if dry_run:
+                conn.rollback()  # the exact counts, nothing changed
+            else:
+                conn.commit()
+        return replace(result, dry_run=dry_run)
+
+    def reclaim_space(self, full: bool = True) -> None:
+        """Give freed pages back: SQLite VACUUM (rewrites the file: only when `full`), PostgreSQL VACUUM (ANALYZE)."""
+        if self._engine.dialect.name == "sqlite":
+            if not full or self.file_size() is None:
+                return
+            # VACUUM cannot run in a transaction; under WAL it writes the new pages to the WAL, and the
+            # checkpoint is what shrinks the main file and empties the WAL.
+            statements = ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
+        else:
+            # Plain VACUUM runs beside readers and writers and makes the space reusable; VACUUM FULL
+            # would return it to the OS but locks each table exclusively while it copies it.
+            quote = self._engine.dialect.identifier_preparer.quote
+            statements = [f"VACUUM (ANALYZE) {', '.join(quote(name) for name in TABLES)}"]
+        with self._errors(), self._engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+
+    def file_size(self) -> int | None:
+        """Bytes of the SQLite file and its WAL; None for PostgreSQL or an in-memory store."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or _is_memory(url):
+            return None
+        files = (Path(url.database), Path(url.database + "-wal"))
+        return sum(f.stat().st_size for f in files if f.exists())
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -367,6 +471,17 @@ def _lock_for_setup(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(SETUP_LOCK_KEY)))
 
 
+def _lock_for_prune(conn: Connection) -> None:
+    """SQLite: the write lock before the evidence is read, so no writer slips in before the deletes.
+
+    PostgreSQL: an advisory lock, so sensors sharing one store prune one at a time.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.execute(select(func.pg_advisory_xact_lock(PRUNE_LOCK_KEY)))
+
+
 def _stored_version(conn: Connection) -> int | None:
     if not inspect(conn).has_table(schema_version.name):
         return None
@@ -409,6 +524,14 @@ def _run_dict(row: Any) -> dict[str, Any]:
     out["argv"] = json.loads(out["argv"])
     out["stats"] = None if out["stats"] is None else json.loads(out["stats"])
     return out
+
+
+# Tables that hold an ECS record under one id column; the first three are what `explain` can be asked about.
+_ID_COLUMNS = ((findings, "event_id"), (incidents, "incident_id"), (host_findings, "finding_id"), (flows, "flow_id"))
+
+
+def _evidence(incident: dict[str, Any]) -> list[dict[str, Any]]:
+    return incident.get("stagewatch", {}).get("incident", {}).get("evidence", [])
 
 
 def _one_line(exc: BaseException) -> str:

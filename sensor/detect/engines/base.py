@@ -72,18 +72,19 @@ class RuleFiles:
     meta: dict[str, RuleMeta]  # every rule's meta, read once from the sources for both engines
 
     @classmethod
-    def load(cls, directory: Path) -> RuleFiles:
+    def load(cls, directory: Path, extra: Iterable[Path] = ()) -> RuleFiles:
+        """The folder's *.yar files, and `extra` files (the analyst's detection rules, namespaced user_*)."""
         paths = sorted(directory.glob("*.yar"))
         if not paths:
             raise RuleError(str(directory), "no *.yar rule files")
         main, hot, anchored = [], [], []
         meta: dict[str, RuleMeta] = {}
         h = hashlib.sha256()
-        for p in paths:
+        for p in [*paths, *extra]:
             src = p.read_text()
             h.update(p.name.encode() + b"\0" + src.encode() + b"\0")
             group = anchored if _ANCHORED.search(src) else hot if _HOT.search(src) else main
-            group.append((p.stem, src))
+            group.append((p.stem if p in paths else "user_" + re.sub(r"\W", "_", p.stem), src))
             for name, block in _RULE_META.findall(_LINE_COMMENT.sub("", src)):
                 if name in meta:
                     raise RuleError(str(p), f"rule {name} is defined twice")

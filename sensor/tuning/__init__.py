@@ -1,0 +1,1 @@
+"""The analyst's tuning: suppression entries and thresholds applied to findings before they are written."""
