@@ -234,11 +234,11 @@ SSN_RULE = """
 rule ssn_like
 {
     meta:
-        description = "US social security number pattern, more than one of them"
+        description = "a US social security number pattern"
     strings:
         $ssn = /\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b/
     condition:
-        #ssn >= 2
+        $ssn
 }
 """
 
@@ -247,11 +247,13 @@ def test_a_user_content_rule_fires_on_the_plaintext_of_a_gzip_member(tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "pii.yar").write_text(SSN_RULE)
-    people = b"".join(b"name=%d,ssn=%03d-%02d-%04d\n" % (i, 100 + i, 10 + i % 80, 1000 + i) for i in range(400))
+    text = sample_text(20_000, 2)
+    people = text[:9000] + b" employee 4471 ssn 078-05-1120 on file " + text[9000:]  # one SSN in 20 kB
+    assert b"078-05-1120" not in text
     cap = tmp_path / "in"
     cap.mkdir()
     pkts = conv("10.0.0.5", 40001, "198.51.100.9", 9000, T, ("c2s", gzip_named(people, "hr.csv")))
-    pkts += conv("10.0.0.6", 40002, "198.51.100.9", 9000, T + 1, ("c2s", gzip_named(sample_text(20_000, 2), "x")))
+    pkts += conv("10.0.0.6", 40002, "198.51.100.9", 9000, T + 1, ("c2s", gzip_named(text, "x")))
     write_pcap(cap / "c.pcap", pkts)
     out = tmp_path / "f.jsonl"
     args = ["-q", "scan", str(cap), "--no-db", "--jsonl", str(out), "--home-net", "10.0.0.0/8"]
@@ -307,7 +309,8 @@ BROKEN_SIGMA = "title: x\nlogsource: {product: windows}\ndetection:\n  sel:\n   
         ("bad.yar", "rule a {\n condition: nosuch\n}\n", "bad.yar:2:"),
         ("det.yar", BROKEN_DETECTION, "det.yar:7:"),
         ("mixed.yar", MIXED, "mixes detection"),
-        ("bad.yml", BROKEN_SIGMA, "bad.yml: Sigma rule"),
+        ("bad.yml", BROKEN_SIGMA, "bad.yml:5: Sigma rule: Unknown modifier 'nosuchmod'"),
+        ("yaml.yml", BROKEN_SIGMA.replace("Image|nosuchmod: a", "Image: [a"), "yaml.yml:6: Sigma rule: invalid YAML"),
     ],
 )  # fmt: skip
 def test_a_broken_user_rule_stops_the_scan_at_start_naming_file_and_line(tmp_path, capsys, name, text, message):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
@@ -181,12 +182,27 @@ def load_rules(paths: Iterable[Path]) -> list[CompiledRule]:
     """Every rule of the given Sigma YAML files; a broken rule is a RuleError naming its file."""
     out: list[CompiledRule] = []
     for path in paths:
+        text = ""
         try:
-            collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            collection = SigmaCollection.from_yaml(text)
             out += [compile_rule(r) for r in collection.rules]
-        except (SigmaError, OSError, ValueError) as e:
-            raise RuleError(str(path), f"Sigma rule: {e}") from None
+        except yaml.MarkedYAMLError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark is not None else 1
+            raise RuleError(f"{path}:{line}", f"Sigma rule: invalid YAML: {e.problem}") from None
+        except (SigmaError, OSError, ValueError, yaml.YAMLError) as e:
+            raise RuleError(_located(path, text, str(e)), f"Sigma rule: {e}") from None
     return out
+
+
+def _located(path: Path, text: str, message: str) -> str:
+    """`path:line` of the first quoted name in pySigma's message (a modifier, a field), else `path`."""
+    quoted = re.search(r"'([^'\n]{2,})'", message)
+    if quoted:
+        for n, line in enumerate(text.splitlines(), 1):
+            if quoted.group(1) in line:
+                return f"{path}:{n}"
+    return str(path)
 
 
 __all__ = ["CATEGORIES", "FIELDS", "PRODUCTS", "CompiledRule", "compile_rule", "load_rules"]
