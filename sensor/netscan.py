@@ -21,7 +21,7 @@ from sensor.detect.stream import StreamScanner
 from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
 from sensor.flow.reassembly import EndReason, StreamSink
-from sensor.flow.table import FIN, RST, TCP, Budget, Flow, FlowTable
+from sensor.flow.table import ACK, FIN, RST, SYN, TCP, Budget, Flow, FlowTable
 from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Packet, Segment
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
@@ -33,6 +33,16 @@ def shard_of(a: bytes, b: bytes, shards: int) -> int:
     """Symmetric hash of the IP pair: both directions, and FTP control and data, meet in one process."""
     lo, hi = (a, b) if a <= b else (b, a)
     return zlib.crc32(lo + hi) % shards
+
+
+class _Ending:
+    """How far a connection seen in a read-back file got towards its end."""
+
+    __slots__ = ("fin_from", "over")
+
+    def __init__(self) -> None:
+        self.fin_from: set[tuple] = set()  # the orientations (sender first) that sent FIN
+        self.over = False  # RST, or FIN from both sides
 
 
 class NetScanner:
@@ -113,7 +123,10 @@ class NetScanner:
         if not seg.read_back or seg.start_ts is None:
             return set()
         since = seg.start_ts - self.limits.flow_timeout
-        state: dict[tuple, bool] = {}  # key -> open
+        # one record per connection, shared by both orientations: the sides that sent FIN, and whether it
+        # is over. A FIN only half-closes: the other side may go on sending into this segment's files,
+        # and those bytes belong to the previous segment's flow, not to a mid-stream flow here.
+        state: dict[tuple, _Ending] = {}
         decoder = Decoder(RunStats())
         for path in seg.read_back:
             for pkt in read_packets(path, RunStats()):
@@ -124,9 +137,15 @@ class NetScanner:
                     continue
                 key = (s.src, s.sport, s.dst, s.dport, s.proto)
                 back = (s.dst, s.dport, s.src, s.sport, s.proto)
-                is_open = not s.flags & (FIN | RST)
-                state[key] = state[back] = is_open and state.get(key, True)
-        return {k for k, is_open in state.items() if is_open}
+                rec = state.get(key)
+                if rec is None or (s.flags & SYN and not s.flags & ACK):  # a new connection on this tuple
+                    rec = state[key] = state[back] = _Ending()
+                if s.flags & RST:
+                    rec.over = True
+                elif s.flags & FIN:
+                    rec.fin_from.add(key)
+                    rec.over = len(rec.fin_from) == 2
+        return {k for k, rec in state.items() if not rec.over}
 
     def finish(self) -> Iterator[Result]:
         """End of input: flush every open flow through the detector."""

@@ -121,3 +121,45 @@ def test_a_rerun_skips_segments_already_done(tmp_path, rule_cache):
         assert len(store.done_segments()) == 2
     assert stats["net"]["segments_skipped"] == 1
     assert 0 < len(redone) < len(complete) and redone <= complete  # only the undone segment ran again
+
+
+def half_closed(folder: Path) -> bytes:
+    """A client that sends its request and FIN in one file, the server's answer (a member) in the next."""
+    from scapy.all import IP, TCP, Ether
+
+    folder.mkdir()
+    member = gzip_named(sample_text(6000, 21) + random_bytes(3000, 22), "answer.csv")
+    c, s, cp, sp = "10.0.0.5", "198.51.100.9", 40100, 9100
+    ci, si = 1000, 5000
+
+    def pkt(t: float, src: str, dst: str, sport: int, dport: int, flags: str, seq: int, ack: int, data: bytes = b""):
+        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / data
+        p.time = t
+        return p
+
+    req = b"GET-ANSWER\n"
+    first = [
+        pkt(BASE_TIME, c, s, cp, sp, "S", ci, 0),
+        pkt(BASE_TIME + 0.01, s, c, sp, cp, "SA", si, ci + 1),
+        pkt(BASE_TIME + 0.02, c, s, cp, sp, "A", ci + 1, si + 1),
+        pkt(BASE_TIME + 0.03, c, s, cp, sp, "PA", ci + 1, si + 1, req),
+        pkt(BASE_TIME + 0.04, c, s, cp, sp, "FA", ci + 1 + len(req), si + 1),  # half-close: the client is done
+    ]
+    second, t, off = [], BASE_TIME + 1, 0
+    while off < len(member):
+        second.append(pkt(t, s, c, sp, cp, "PA", si + 1 + off, ci + 2 + len(req), member[off : off + 1400]))
+        off, t = off + 1400, t + 0.01
+    second.append(pkt(t, s, c, sp, cp, "FA", si + 1 + len(member), ci + 2 + len(req)))
+    second.append(pkt(t + 0.01, c, s, cp, sp, "A", ci + 2 + len(req), si + 2 + len(member)))
+    write_pcap(folder / "cap-0001.pcap", first)
+    write_pcap(folder / "cap-0002.pcap", second)
+    return member
+
+
+def test_a_half_closed_connection_is_not_picked_up_again_by_the_next_segment(tmp_path, rule_cache):
+    member = half_closed(tmp_path / "rot")
+    sha = hashlib.sha256(member).hexdigest()
+    single = run(tmp_path, rule_cache, "single")
+    planned = run(tmp_path, rule_cache, "planned", "--segment-size", "1", "--read-ahead", "1")
+    assert [r["file"]["hash"]["sha256"] for r in single] == [sha]
+    assert [r["event"]["id"] for r in planned] == [r["event"]["id"] for r in single]  # once, not twice
