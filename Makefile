@@ -41,12 +41,13 @@ demo: sysdeps-run $(VENV)/.ok
 	$(PY) samples/make_staged.py samples/staged
 	$(PY) pcaps/make_samples.py pcaps/samples
 	$(PY) samples/make_hostevents.py samples/telemetry samples/staged
-	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl samples/demo-incidents.jsonl
+	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl samples/demo-incidents.jsonl samples/demo-report.html
 	$(SW) scan samples/staged pcaps/samples samples/telemetry --db samples/demo.db --jsonl samples/demo.jsonl \
 	  --flows samples/demo-flows.jsonl --host-from-path '/staged/([^/]+)/' --home-net 10.0.0.0/8,2001:db8::/48
 	$(SW) correlate --db samples/demo.db --host-map samples/telemetry/host-map.csv --jsonl samples/demo-incidents.jsonl
+	$(SW) report --html samples/demo-report.html --db samples/demo.db
 	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; incidents: samples/demo-incidents.jsonl;" \
-	  "store: samples/demo.db (stagewatch findings|incidents --db samples/demo.db)"
+	  "report: samples/demo-report.html; store: samples/demo.db (stagewatch findings|incidents|explain ID --db samples/demo.db)"
 
 test: sysdeps-test $(VENV)/.ok
 	$(VENV)/bin/ruff check sensor tests bench samples pcaps
