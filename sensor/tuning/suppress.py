@@ -49,6 +49,7 @@ class Matcher:
     path: tuple[Glob, ...] = ()
     rule: tuple[Glob, ...] = ()
     format: frozenset[str] = frozenset()
+    domain_patterns: tuple[str, ...] = ()  # `domain` as written (lower-cased), for the entry index
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str) -> Matcher:
@@ -81,10 +82,15 @@ class Matcher:
             path=tuple(_compile(p, fold_slashes=True) for p in vals.get("path", ())),
             rule=tuple(_compile(p) for p in vals.get("rule", ())),
             format=frozenset(x.lower() for x in vals.get("format", ())),
+            domain_patterns=tuple(x.strip().lower() for x in vals.get("domain", ())),
         )
 
     def empty(self) -> bool:
         return not any(getattr(self, k) for k in MATCH_KEYS)
+
+    def has(self, key: str) -> bool:
+        """True when this matcher tests `key` (one of MATCH_KEYS)."""
+        return bool(getattr(self, key))
 
     def matches(self, f: Facts) -> bool:
         """True when every key this matcher tests holds for `f` (whose text fields are lower-cased)."""

@@ -14,6 +14,7 @@ from sensor.errors import ConfigError
 from sensor.model import Finding, HostFinding, Kind, Tuned
 from sensor.stats import RunStats
 from sensor.tuning.facts import facts_of
+from sensor.tuning.index import EntryIndex
 from sensor.tuning.loader import expiry, read_yaml, seconds
 from sensor.tuning.suppress import MATCH_KEYS, Entry, Matcher
 from sensor.tuning.threshold import TRACK_KEYS, Folder, Threshold
@@ -84,6 +85,7 @@ class Tuner:
         self, entries: list[Entry], thresholds: list[Threshold], clock: Callable[[], float] = time.time
     ) -> None:
         self.entries = entries
+        self.index = EntryIndex(entries)
         self.folders = [Folder(t) for t in thresholds]
         self.clock = clock
         self.carried: dict[str, tuple[str, int]] = {}  # an earlier tuner's counts not yet taken (SIGHUP)
@@ -126,7 +128,8 @@ class Tuner:
             return item
         facts = facts_of(item)
         now = self.clock()
-        for e in self.entries:
+        for i in self.index.candidates(facts):
+            e = self.entries[i]
             if e.active(now) and e.match.matches(facts):
                 stats.tuning[f"suppressed:{e.name}"] += 1
                 return self._demote(item, Tuned("suppressed", e.name, e.reason, e.author), stats)
