@@ -96,32 +96,35 @@ def scan_inputs(
     net: NetScanner | None = None
     rules: HostRules | None = None
     mine, shards = job.shard
-    for root in job.paths:
-        for path, st in walk(root, stats):
-            if job.as_kind != "file" and is_capture(_head(path)):
-                if job.skip_captures:
+    try:
+        for root in job.paths:
+            for path, st in walk(root, stats):
+                if job.as_kind != "file" and is_capture(_head(path)):
+                    if job.skip_captures:
+                        continue
+                    net = net or NetScanner(settings, detector, stats, job.shard)
+                    try:
+                        yield from net.scan(path)
+                    except InputError as e:
+                        stats.errors["capture"] += 1
+                        logger.error("{}", e)
+                    if progress is not None:
+                        progress(path, st.st_size)
                     continue
-                net = net or NetScanner(settings, detector, stats, job.shard)
-                try:
-                    yield from net.scan(path)
-                except InputError as e:
-                    stats.errors["capture"] += 1
-                    logger.error("{}", e)
+                if shards > 1 and zlib.crc32(path.encode("utf-8", "surrogateescape")) % shards != mine:
+                    continue
+                telemetry = None if job.as_kind == "file" else _telemetry(path)
+                if telemetry is not None:
+                    rules = rules or host_rules(settings)
+                    yield from _read_telemetry(path, telemetry, stats, tz, rules)
+                else:
+                    yield from _scan_file(path, root, namer(path), detector, stats)
                 if progress is not None:
                     progress(path, st.st_size)
-                continue
-            if shards > 1 and zlib.crc32(path.encode("utf-8", "surrogateescape")) % shards != mine:
-                continue
-            telemetry = None if job.as_kind == "file" else _telemetry(path)
-            if telemetry is not None:
-                rules = rules or host_rules(settings)
-                yield from _read_telemetry(path, telemetry, stats, tz, rules)
-            else:
-                yield from _scan_file(path, root, namer(path), detector, stats)
-            if progress is not None:
-                progress(path, st.st_size)
-    if net is not None:
-        yield from net.finish()
+        if net is not None:
+            yield from net.finish()
+    finally:
+        detector.close()
 
 
 def zone(name: str) -> dt.tzinfo:
@@ -264,13 +267,16 @@ def watch_inputs(
     detector = Detector(settings, stats)
     namer = HostNamer(settings.host, settings.host_from_path)
     watcher = Watcher(folders, settle)  # validates the folders before anything is scanned
-    if existing:
-        for root in watcher.folders:
-            for path, _ in walk(root, stats):
-                yield path, list(_scan_file(path, root, namer(path), detector, stats))
-    for path in watcher.ready(stop):
-        root = next((f for f in watcher.folders if path.startswith(f + os.sep)), os.path.dirname(path))
-        yield path, list(_scan_file(path, root, namer(path), detector, stats))
+    try:
+        if existing:
+            for root in watcher.folders:
+                for path, _ in walk(root, stats):
+                    yield path, list(_scan_file(path, root, namer(path), detector, stats))
+        for path in watcher.ready(stop):
+            root = next((f for f in watcher.folders if path.startswith(f + os.sep)), os.path.dirname(path))
+            yield path, list(_scan_file(path, root, namer(path), detector, stats))
+    finally:
+        detector.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +358,7 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, r
         queue.put(("failed", f"worker {worker}: {type(e).__name__}: {e}", stats))
     finally:
         cap.close()
+        detector.close()
 
 
 def live_inputs(
@@ -417,16 +424,19 @@ def live_inputs(
                 p.terminate()
 
 
-_DETECTORS: dict[tuple[str, str], Detector] = {}  # per process: rules compiled once, whatever the segments
+_DETECTORS: dict[Settings, Detector] = {}  # per process and settings: rules compiled once, whatever the segments
+MAX_DETECTORS = 4  # a long-lived Dask worker may serve runs with different settings
 
 
 def segment_task(seg: PlannedSegment, settings: Settings) -> tuple[list[Result], RunStats]:
     """One planned segment, start to end, in this process: its results and its counters (small records)."""
     stats = RunStats()
-    key = (settings.engine, str(settings.rules_dir))
-    detector = _DETECTORS.get(key)
+    # keyed by every setting: observer, limits, user rules and tuning all shape what a detector finds
+    detector = _DETECTORS.get(settings)
     if detector is None:
-        detector = _DETECTORS[key] = Detector(settings, stats)
+        while len(_DETECTORS) >= MAX_DETECTORS:
+            _DETECTORS.pop(next(iter(_DETECTORS))).close()
+        detector = _DETECTORS[settings] = Detector(settings, stats)
     detector.stats = stats
     for path in (*seg.files, *seg.read_back, *seg.read_ahead):
         if not os.path.exists(path):

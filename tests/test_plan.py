@@ -163,3 +163,19 @@ def test_a_half_closed_connection_is_not_picked_up_again_by_the_next_segment(tmp
     planned = run(tmp_path, rule_cache, "planned", "--segment-size", "1", "--read-ahead", "1")
     assert [r["file"]["hash"]["sha256"] for r in single] == [sha]
     assert [r["event"]["id"] for r in planned] == [r["event"]["id"] for r in single]  # once, not twice
+
+
+def test_a_worker_process_serving_two_runs_uses_each_runs_settings(tmp_path, rule_cache):
+    """A long-lived (Dask) worker keeps compiled detectors per process: a second run with another observer
+    must not reuse the first run's detector, or its event.ids would carry the wrong sensor."""
+    from sensor.config import Settings
+    from sensor.pipeline import segment_task
+
+    rotated(tmp_path / "rot")
+    (seg, _) = plan([str(tmp_path / "rot")], "dir", 1, 1)
+    ids = {}
+    for observer in ("sensor-a", "sensor-b"):
+        settings = Settings(observer=observer, cache_dir=rule_cache, home_net=("10.0.0.0/8",))
+        results, _ = segment_task(seg, settings)
+        ids[observer] = {r.event_id for r in results if hasattr(r, "event_id")}
+    assert ids["sensor-a"] and ids["sensor-b"] and not ids["sensor-a"] & ids["sensor-b"]

@@ -163,6 +163,11 @@ class Detector:
             self.user, self.content = old
             raise
 
+    def close(self) -> None:
+        """Free the rule scanners now, on this thread: a yara-x scanner must not be freed on another one
+        (the detector itself may sit in a reference cycle that a collection on any thread ends)."""
+        self.__dict__.pop("engine", None)
+
     # -- public -----------------------------------------------------------------------------
     def scan(self, obj: ContentObject) -> Iterator[Finding]:
         """Every verified member of `obj` (and of base64/hex runs inside it), in offset order."""
