@@ -18,7 +18,7 @@ from loguru import logger
 
 from sensor import __version__
 from sensor.capture.plan import parse_size, plan
-from sensor.config import load_settings
+from sensor.config import Settings, load_settings
 from sensor.correlate.engine import Correlator
 from sensor.correlate.hosts import HostMap
 from sensor.correlate.load import load
@@ -231,6 +231,26 @@ def _record_of(
     return record
 
 
+def _start(settings: Settings, stats: RunStats) -> tuple[dict[str, Any], Tuner]:
+    """Before any input: the analyst's rules checked (one line naming file and line), the tuning loaded and
+    its expired entries counted, and the observer.* block every record gets."""
+    check_rules(settings)
+    tuner = Tuner.load(settings.suppress)
+    tuner.count_expired(stats)
+    return observer_fields(settings.observer, settings.observer_ip), tuner
+
+
+def _end_run(
+    store: FindingStore | None, run_id: int | None, tuner: Tuner, stats: RunStats, final: dict, status: str
+) -> None:
+    """After the sinks closed: the folded alerts' counts, the run's end and statistics, the store closed."""
+    if store is None or run_id is None:
+        return
+    store.set_threshold_counts(tuner.take_counts(stats))
+    store.end_run(run_id, final, status)
+    store.close()
+
+
 def cmd_scan(a: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     if a.workers < 1:
@@ -252,12 +272,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
         tz=a.tz,
     )
     zone(settings.tz)  # an unknown zone is a usage error before anything runs
-    observer = observer_fields(settings.observer, settings.observer_ip)
-    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
-    tuner = Tuner.load(settings.suppress)
     HomeNet(settings.home_net)  # a bad CIDR is a usage error before anything runs
     stats = RunStats()
-    tuner.count_expired(stats)
+    observer, tuner = _start(settings, stats)
     if settings.extract_dir is not None:
         MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before the scan
     sinks: list[Any] = []
@@ -319,10 +336,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     finally:
         for sink in sinks:
             sink.close()
-        if store is not None and run_id is not None:
-            store.set_threshold_counts(tuner.take_counts(stats))
-            store.end_run(run_id, stats.as_dict(), status)
-            store.close()
+        _end_run(store, run_id, tuner, stats, stats.as_dict(), status)
     elapsed = time.monotonic() - started
     if not a.quiet:
         if shown:
@@ -445,9 +459,8 @@ def cmd_live(a: argparse.Namespace) -> int:
         suppress=a.suppress,
     )
     HomeNet(settings.home_net)
-    observer = observer_fields(settings.observer, settings.observer_ip)
-    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
-    tuner = Tuner.load(settings.suppress)
+    stats = RunStats()
+    observer, tuner = _start(settings, stats)
     job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
     ctx = mp.get_context("fork")
     stop, reloads = ctx.Event(), ctx.Value("i", 0)
@@ -461,8 +474,6 @@ def cmd_live(a: argparse.Namespace) -> int:
             reloads.value += 1  # the workers recompile the rules at their next frame
 
     signal.signal(signal.SIGHUP, on_hup)
-    stats = RunStats()
-    tuner.count_expired(stats)
     sinks: list[Any] = []
     if a.jsonl:
         sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
@@ -510,11 +521,8 @@ def cmd_live(a: argparse.Namespace) -> int:
     finally:
         for sink in sinks:
             sink.close()
-        if store is not None and run_id is not None:
-            store.set_threshold_counts(tuner.take_counts(stats))
-            final = stats.as_dict() | {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}}
-            store.end_run(run_id, final, status if not stats.errors["worker"] else "failed")
-            store.close()
+        final = stats.as_dict() | {"workers": {str(k): asdict(v) for k, v in sorted(latest.items())}}
+        _end_run(store, run_id, tuner, stats, final, status if not stats.errors["worker"] else "failed")
     if stats.errors["worker"]:
         return EXIT_NOTHING
     return EXIT_OK
@@ -532,15 +540,12 @@ def cmd_watch(a: argparse.Namespace) -> int:
         suppress=a.suppress,
     )
     settle = _duration(a.settle, "--settle")
-    observer = observer_fields(settings.observer, settings.observer_ip)
-    check_rules(settings)  # the analyst's rules fail here, naming file and line, before any input is read
-    tuner = Tuner.load(settings.suppress)
+    stats = RunStats()
+    observer, tuner = _start(settings, stats)
     stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: hup.set())  # log rotation: reopen --jsonl
-    stats = RunStats()
-    tuner.count_expired(stats)
     store = None if a.no_db else FindingStore(a.db)
     run_id = store.begin_run(settings.observer, sys.argv) if store is not None else None
     prune_due = _retention(store, settings.retention, a.quiet)  # at start, then after a file once a day is up
@@ -552,7 +557,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
     try:
         for path, found in watch_inputs(a.folders, settings, stats, stop, settle, a.scan_existing):
             found = [tuner.apply(f, stats) for f in found]
-            records = [finding_record(f) | {"observer": observer} for f in found]
+            records = [_record_of(f, observer) for f in found]
             if store is not None and run_id is not None:
                 store.replace_file(run_id, path, [row_of(f, r) for f, r in zip(found, records, strict=True)])
             prune_due()
@@ -571,10 +576,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
-        if store is not None and run_id is not None:
-            store.set_threshold_counts(tuner.take_counts(stats))
-            store.end_run(run_id, stats.as_dict(), status)
-            store.close()
+        _end_run(store, run_id, tuner, stats, stats.as_dict(), status)
     return EXIT_OK
 
 
@@ -648,32 +650,26 @@ def cmd_explain(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "scan": cmd_scan,
+    "rules": run_rules,
+    "correlate": cmd_correlate,
+    "plan": cmd_plan,
+    "watch": cmd_watch,
+    "live": cmd_live,
+    "incidents": cmd_incidents,
+    "prune": cmd_prune,
+    "report": cmd_report,
+    "explain": cmd_explain,
+}  # `findings` and anything else: the findings query
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     setup_logging(a.debug, a.quiet)
     try:
-        if a.command == "scan":
-            return cmd_scan(a)
-        if a.command == "rules":
-            return run_rules(a)
-        if a.command == "correlate":
-            return cmd_correlate(a)
-        if a.command == "plan":
-            return cmd_plan(a)
-        if a.command == "watch":
-            return cmd_watch(a)
-        if a.command == "live":
-            return cmd_live(a)
-        if a.command == "incidents":
-            return cmd_incidents(a)
-        if a.command == "prune":
-            return cmd_prune(a)
-        if a.command == "report":
-            return cmd_report(a)
-        if a.command == "explain":
-            return cmd_explain(a)
-        return cmd_findings(a)
+        return COMMANDS.get(a.command, cmd_findings)(a)
     except (ConfigError, RuleError, StoreError, InputError) as e:
         logger.error("{}", e)
         return EXIT_NOTHING

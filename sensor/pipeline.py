@@ -29,7 +29,7 @@ from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
-from sensor.detect.content_rules import ContentRules, UserRules, check_detection
+from sensor.detect.content_rules import UserRules, load_user_rules
 from sensor.detect.detector import Detector
 from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
@@ -66,13 +66,9 @@ def host_rules(settings: Settings) -> HostRules:
 
 def check_rules(settings: Settings) -> UserRules | None:
     """Validate the analyst's rule folder before any input is read: a mistake is one RuleError naming file and line."""
-    if settings.user_rules is None:
-        return None
-    user = UserRules.scan(settings.user_rules)
-    check_detection(user.detection)
-    if user.content:
-        ContentRules(user.content)
-    host_rules(settings)
+    user, _ = load_user_rules(settings.user_rules)
+    if user is not None:
+        host_rules(settings)
     return user
 
 

@@ -213,7 +213,7 @@ def test_a_threshold_folds_repeats_into_the_first_alert_with_a_count(tmp_path):
         ("suppress:\n\n  - {name: a, reason: r, author: x, source: 10.0.0.300}\n", ":3: not an address or CIDR"),
         ("suppress:\n  - {name: a, reason: r, author: x, sha256: abc}\n", ":2: sha256: expected 64 hex digits"),
         ("suppress:\n  - {name: a, reason: r, author: x, url: /x, expires: soon}\n", ":2: expires: 'soon'"),
-        ("thresholds:\n  - {name: t, window: forever}\n", ":2: window: 'forever' is not a duration"),
+        ("thresholds:\n  - {name: t, window: forever}\n", ":2: window: 'forever' is not a span like 30d"),
         ("thresholds:\n  - {name: t, window: 1m, track: [colour]}\n", ":2: track: colour"),
         ("suppress: [\n", ":2: invalid YAML"),
     ],

@@ -72,7 +72,6 @@ class ContentRules:
                 raise RuleError(str(path), f"content rule does not compile: {_first_line(str(e))}") from None
         self.rules = compiler.build()
         self.timeout = timeout
-        self.files = files
 
     def match(self, data: Buffer) -> tuple[str, ...]:
         """Rule names (`namespace.rule` when two files share a name) whose condition holds on `data`."""
@@ -88,6 +87,15 @@ class ContentRules:
         return tuple(sorted({r.identifier for r in found.matching_rules}))
 
 
+def load_user_rules(folder: Path | None, timeout: int = 10) -> tuple[UserRules | None, ContentRules | None]:
+    """The analyst's rule folder (--rules), detection files checked one by one, content rules compiled."""
+    if folder is None:
+        return None, None
+    user = UserRules.scan(folder)
+    check_detection(user.detection)
+    return user, ContentRules(user.content, timeout) if user.content else None
+
+
 def _first_line(msg: str) -> str:
     """yara-x's error as one line: the message and its `--> file:line:column`."""
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
@@ -95,4 +103,4 @@ def _first_line(msg: str) -> str:
     return f"{lines[0] if lines else msg} {where}".strip()
 
 
-__all__ = ["ContentRules", "ContentTimeout", "UserRules"]
+__all__ = ["ContentRules", "ContentTimeout", "UserRules", "check_detection", "load_user_rules"]

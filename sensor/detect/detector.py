@@ -14,7 +14,7 @@ from loguru import logger
 from sensor.config import Limits, Settings
 from sensor.content import decoders
 from sensor.detect import inner, severity
-from sensor.detect.content_rules import ContentRules, ContentTimeout, UserRules, check_detection
+from sensor.detect.content_rules import ContentTimeout, load_user_rules
 from sensor.detect.engines import Engine, EngineTimeout, RuleFiles, bundled_rules_dir, engines
 from sensor.detect.verifiers import Context, Verified, verifiers
 from sensor.errors import RuleError
@@ -124,7 +124,7 @@ class Detector:
         self.settings = settings
         self.limits = settings.limits
         self.stats = stats if stats is not None else RunStats()
-        self.user, self.content = self._user_rules()
+        self.user, self.content = load_user_rules(self.settings.user_rules, self.settings.limits.yara_timeout)
         self.limits = self._limits()
         self.engine: Engine = engine if engine is not None else self._compile()
         self.verifiers = {fmt: cls() for fmt, cls in verifiers.items()}
@@ -134,15 +134,6 @@ class Detector:
         lim = self.settings.limits
         # content rules need more of each member than libmagic does
         return replace(lim, inner_head=max(lim.inner_head, lim.content_head)) if self.content is not None else lim
-
-    def _user_rules(self) -> tuple[UserRules | None, ContentRules | None]:
-        """The analyst's rule folder (--rules), checked file by file, and its content rules compiled."""
-        if self.settings.user_rules is None:
-            return None, None
-        user = UserRules.scan(self.settings.user_rules)
-        check_detection(user.detection)
-        content = ContentRules(user.content, self.settings.limits.yara_timeout) if user.content else None
-        return user, content
 
     def _compile(self) -> Engine:
         s = self.settings
@@ -156,7 +147,7 @@ class Detector:
         """
         old = self.user, self.content
         try:
-            self.user, self.content = self._user_rules()
+            self.user, self.content = load_user_rules(self.settings.user_rules, self.settings.limits.yara_timeout)
             self.engine = self._compile()
             self.limits = self._limits()
         except RuleError:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from sensor.tuning.facts import Facts
-from sensor.tuning.suppress import Address, Entry, Network
+from sensor.tuning.facts import Address, Facts
+from sensor.tuning.suppress import Entry, Network
 
 _GLOB_CHARS = set("*?[")
 

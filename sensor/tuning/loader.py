@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sensor.errors import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -45,16 +41,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def seconds(value: Any, where: str) -> float:
-    """`30s`, `10m`, `2h`, `1d` or a number of seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(where, f"window: {value!r} is not a duration like 30s, 10m, 2h or 1d")
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
 def expiry(value: Any, where: str) -> float | None:
     """An entry's `expires`: a date (the end of that day, UTC) or an ISO time; None when absent."""
     if value is None:
@@ -71,4 +57,4 @@ def expiry(value: Any, where: str) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
-__all__ = ["expiry", "read_yaml", "seconds"]
+__all__ = ["expiry", "read_yaml"]

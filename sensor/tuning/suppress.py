@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensor.errors import ConfigError
-from sensor.tuning.facts import Facts
+from sensor.tuning.facts import Address, Facts
 
 # the keys an entry may test; every key given must match (AND), any value of a list may (OR)
 MATCH_KEYS = ("source", "destination", "host", "domain", "url", "sha256", "process", "path", "rule", "format")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 Glob = re.Pattern[str]

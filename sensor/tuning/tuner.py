@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
+from sensor.config import parse_duration
 from sensor.errors import ConfigError
 from sensor.model import Finding, HostFinding, Kind, Tuned
 from sensor.stats import RunStats
 from sensor.tuning.facts import facts_of
 from sensor.tuning.index import EntryIndex
-from sensor.tuning.loader import expiry, read_yaml, seconds
+from sensor.tuning.loader import expiry, read_yaml
 from sensor.tuning.suppress import MATCH_KEYS, Entry, Matcher
 from sensor.tuning.threshold import TRACK_KEYS, Folder, Threshold
 
@@ -75,7 +76,9 @@ def _threshold(raw: dict[str, Any], path: Path) -> Threshold:
         raise ConfigError(where, "`window` is required (e.g. 10m)")
     name = _text(raw, "name", where)
     reason = str(raw.get("reason") or f"repeats within {raw['window']} fold into the first alert")
-    return Threshold(name, reason, seconds(raw["window"], where), track, Matcher.parse(raw, where), where)
+    return Threshold(
+        name, reason, parse_duration(raw["window"], where, "window"), track, Matcher.parse(raw, where), where
+    )
 
 
 class Tuner:
