@@ -68,6 +68,19 @@ EPILOG = """examples:
 """
 
 
+def _sensor_options(p: argparse.ArgumentParser) -> None:
+    """What scan, live and watch share: the sensor's identity, the analyst's rules and tuning."""
+    p.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
+    p.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
+    p.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
+    p.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
+
+
+def _sensor_settings(a: argparse.Namespace) -> dict[str, Any]:
+    """The load_settings overrides of _sensor_options' flags."""
+    return {"observer": a.observer, "observer_ip": a.observer_ip, "user_rules": a.rules, "suppress": a.suppress}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stagewatch",
@@ -95,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     host = s.add_mutually_exclusive_group()
     host.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
-    s.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
-    s.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
-    s.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
-    s.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
+    _sensor_options(s)
     s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
     s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
     s.add_argument(
@@ -141,10 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument(
         "--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)"
     )
-    lv.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
-    lv.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
-    lv.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
-    lv.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
+    _sensor_options(lv)
 
     w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
     w.add_argument("folders", nargs="+", metavar="FOLDER")
@@ -156,10 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
     w.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
     w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
-    w.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
-    w.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
-    w.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
-    w.add_argument("--suppress", type=Path, metavar="FILE", help="suppression entries and thresholds (YAML)")
+    _sensor_options(w)
 
     pl = sub.add_parser("plan", help="show how captures are chained and cut into segments")
     pl.add_argument("paths", nargs="+", metavar="PATH")
@@ -261,10 +265,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
         engine=a.engine,
         host=a.host,
         host_from_path=a.host_from_path,
-        observer=a.observer,
-        observer_ip=a.observer_ip,
-        user_rules=a.rules,
-        suppress=a.suppress,
+        **_sensor_settings(a),
         home_net=home_net,
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,
@@ -452,11 +453,8 @@ def cmd_live(a: argparse.Namespace) -> int:
     home_net = tuple(a.home_net.split(",")) if a.home_net else None
     settings = load_settings(
         a.config,
-        observer=a.observer,
-        observer_ip=a.observer_ip,
         home_net=home_net,
-        user_rules=a.rules,
-        suppress=a.suppress,
+        **_sensor_settings(a),
     )
     HomeNet(settings.home_net)
     stats = RunStats()
@@ -534,10 +532,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
         a.config,
         host=a.host,
         host_from_path=a.host_from_path,
-        observer=a.observer,
-        observer_ip=a.observer_ip,
-        user_rules=a.rules,
-        suppress=a.suppress,
+        **_sensor_settings(a),
     )
     settle = _duration(a.settle, "--settle")
     stats = RunStats()
