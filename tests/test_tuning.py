@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sensor.cli import main as cli_main
+from sensor.tuning.facts import Facts
+from sensor.tuning.suppress import Matcher
+from sensor.tuning.threshold import Threshold
 from tests import appbuild as ab
 from tests import hostbuild as hb
-from tests.builders import bzip2_member, gzip_named, random_bytes, sample_text, xz_member, zip_archive, zlib_member
+from tests.builders import (
+    bzip2_member,
+    gzip_named,
+    random_bytes,
+    sample_text,
+    tar_archive,
+    xz_member,
+    zip_archive,
+    zlib_member,
+)
 from tests.netbuild import BASE_TIME, Conv, segments, write_pcap
 from tests.test_network import client_hello
 
@@ -35,6 +49,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cap.mkdir(parents=True)
     post = ab.http_request("POST", "/upload/db.gz", "backup.example.com", gzip_named(sample_text(20_000, 1), "db"))
     sync = ab.http_request("POST", "/api/v2/sync", "sync.example.org", zlib_member(sample_text(20_000, 2)))
+    near = ab.http_request("POST", "/upload/db.gz", "xbackup.example.com", gzip_named(sample_text(20_000, 15), "db"))
     pkts = [
         *conv("10.0.0.5", 40001, "198.51.100.9", 9000, T, ("c2s", zlib_member(sample_text(9000, 3)))),  # source
         *conv("10.0.0.6", 40002, "203.0.113.7", 8443, T + 1, ("c2s", zlib_member(sample_text(9000, 4)))),  # dest
@@ -46,6 +61,13 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *conv("10.0.0.11", 40007, "198.51.100.24", 9002, T + 6,
               ("c2s", zip_archive({"a.txt": sample_text(5000, 7)}))),  # rule
         *conv("10.0.0.12", 40008, "198.51.100.25", 9003, T + 7, ("c2s", zlib_member(sample_text(9000, 8)))),  # kept
+        *conv("10.0.0.13", 40009, "198.51.100.26", 80, T + 8, ("c2s", near)),  # kept: not backup.example.com
+        *conv("10.0.0.14", 40010, "198.51.100.27", 9004, T + 9,
+              ("c2s", zip_archive({"b.txt": sample_text(5000, 12)}))),  # kept: by-rule's rule holds, its source not
+        *conv("10.0.0.15", 40011, "198.51.100.28", 443, T + 10,
+              ("c2s", client_hello("dl.mirror.net") + bzip2_member(sample_text(9000, 13)))),  # one-label suffix
+        *conv("10.0.0.16", 40012, "198.51.100.29", 443, T + 11,
+              ("c2s", client_hello("net.mirror.org") + bzip2_member(sample_text(9000, 14)))),  # kept: not *.net
     ]  # fmt: skip
     write_pcap(cap / "day.pcap", sorted(pkts, key=lambda p: float(p.time)))
     temp = root / "in" / "staged" / "WS-01" / "Users" / "bob" / "AppData" / "Local" / "Temp"
@@ -90,6 +112,7 @@ suppress:
   - {name: by-destination, reason: partner sftp, author: ana, destination: [203.0.113.0/24]}
   - {name: by-domain, reason: backups, author: ana, domain: "backup.example.com"}
   - {name: by-sni, reason: updater cdn, author: ana, domain: "*.FastUpdates.net"}
+  - {name: by-tld, reason: mirror downloads, author: ana, domain: "*.net", format: bzip2}
   - {name: by-url, reason: sync api, author: ana, url: "/api/v2/*"}
   - {name: by-format, reason: xz telemetry, author: ana, format: xz}
   - {name: by-rule, reason: zip ok here, author: ana, rule: "zip_*", source: 10.0.0.11}
@@ -120,6 +143,7 @@ def test_each_suppression_key_keeps_the_result_as_an_event_naming_the_entry(case
         "net:10.0.0.8": "by-url",
         "net:10.0.0.10": "by-format",
         "net:10.0.0.11": "by-rule",
+        "net:10.0.0.15": "by-tld",
         "file:WS-01/Users/bob/AppData/Local/Temp/report.dat": "by-host",
         "file:WS-02/Users/amy/AppData/Local/Temp/backup/nightly.gz": "by-path",
         "file:WS-02/Users/amy/AppData/Local/Temp/x.bz2": "by-sha256",
@@ -127,8 +151,10 @@ def test_each_suppression_key_keeps_the_result_as_an_event_naming_the_entry(case
     }
     got = {k: r["stagewatch"].get("suppressed", {}).get("name") for k, r in by.items()}
     assert {k: v for k, v in got.items() if v} == expected
-    for key in ("net:10.0.0.12", "file:WS-02/Users/amy/AppData/Local/Temp/kept.gz", "proc:python.exe"):
-        assert got[key] is None  # bystanders and the expired entry's target are untouched
+    kept = ("net:10.0.0.12", "net:10.0.0.13", "net:10.0.0.14", "net:10.0.0.16",
+            "file:WS-02/Users/amy/AppData/Local/Temp/kept.gz", "proc:python.exe")  # fmt: skip
+    for key in kept:
+        assert got[key] is None  # bystanders, look-alikes and the expired entry's target are untouched
     assert by["net:10.0.0.12"]["event"]["kind"] == "alert"
     for key in expected:
         assert by[key]["event"]["kind"] == "event"
@@ -202,6 +228,86 @@ def test_a_threshold_folds_repeats_into_the_first_alert_with_a_count(tmp_path):
     assert len(alerts) == 3 and alerts[first]["stagewatch"]["threshold"] == {"name": "repeat-upload", "count": 5}
     assert json.loads(stats)["tuning"]["threshold:repeat-upload"] == 4
     assert json.loads(stats)["alerts"] == 3
+
+
+def staged_alerts(folder: Path) -> Path:
+    """One host's Temp folder: two plain gzip files, a gzip hidden in a .dat, a tar.gz holding id_rsa; one mtime."""
+    temp = folder / "Users" / "bob" / "AppData" / "Local" / "Temp"
+    temp.mkdir(parents=True)
+    (temp / "a.gz").write_bytes(gzip_named(sample_text(20_000, 60), "a"))  # 70: staging_path
+    (temp / "b.gz").write_bytes(gzip_named(sample_text(20_000, 61), "b"))  # 70: staging_path
+    (temp / "c.dat").write_bytes(gzip_named(sample_text(20_000, 62), "c"))  # 80: and extension_mismatch
+    keys = tar_archive({"root/.ssh/id_rsa": sample_text(3000, 63), "etc/hosts": sample_text(3000, 64)}, "gz")
+    (temp / "keys.tar.gz").write_bytes(keys)  # 90: and sensitive_name
+    for f in temp.iterdir():
+        os.utime(f, (T, T))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("track", "folded"),
+    [
+        (None, set()),  # default [host, rule, destination]: a staged file has no destination
+        ("[host, rule, source]", set()),
+        ("[host, domain]", set()),
+        ("[host, rule]", {"a.gz", "b.gz"}),  # the two at one severity with the same reasons fold; never the others
+        ("[host]", {"a.gz", "b.gz"}),
+    ],
+)
+def test_a_threshold_folds_staged_files_only_by_what_they_have_and_at_one_severity(tmp_path, track, folded):
+    staged = staged_alerts(tmp_path / "in")
+    tuning = tmp_path / "t.yaml"
+    tuning.write_text("thresholds:\n  - {name: t, window: 10m" + (f", track: {track}" if track else "") + "}\n")
+    out = tmp_path / "f.jsonl"
+    args = ["-q", "scan", str(staged), "--no-db", "--jsonl", str(out), "--host", "WS-01", "--suppress", str(tuning)]
+    assert cli_main(args) == 0
+    rows = {r["file"]["name"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert {n: r["event"]["severity"] for n, r in rows.items()} == {"a.gz": 70, "b.gz": 70, "c.dat": 80,
+                                                                    "keys.tar.gz": 90}  # fmt: skip
+    events = {n for n, r in rows.items() if r["event"]["kind"] == "event"}
+    assert len(events) == (1 if folded else 0) and events <= folded  # one of the pair folds into the other
+    for n in events:
+        (first,) = (m for m in folded if m != n)
+        assert rows[n]["stagewatch"]["threshold"]["first"] == rows[first]["event"]["id"]
+
+
+def test_a_threshold_never_folds_alerts_of_another_severity_or_other_reasons(tmp_path):
+    """Three zips from one host to one place within the window: the one holding etc/passwd is its own alert."""
+    cap = tmp_path / "in"
+    cap.mkdir()
+    members = [zip_archive({"a.txt": sample_text(5000, 70)}), zip_archive({"etc/passwd": sample_text(5000, 71)}),
+               zip_archive({"b.txt": sample_text(5000, 72)})]  # fmt: skip
+    pkts = []
+    for i, member in enumerate(members):
+        pkts += conv("10.0.0.5", 43000 + i, "198.51.100.9", 9000, T + 60 * i, ("c2s", member))
+    write_pcap(cap / "z.pcap", pkts)
+    tuning = tmp_path / "t.yaml"
+    tuning.write_text("thresholds:\n  - {name: t, window: 10m}\n")
+    out = tmp_path / "f.jsonl"
+    args = ["-q", "scan", str(cap), "--no-db", "--jsonl", str(out), "--home-net", "10.0.0.0/8"]
+    assert cli_main([*args, "--suppress", str(tuning)]) == 0
+    rows = sorted(map(json.loads, out.read_text().splitlines()), key=lambda r: r["@timestamp"])
+    assert [r["rule"]["name"] for r in rows] == ["zip_local"] * 3
+    assert [r["event"]["kind"] for r in rows] == ["alert", "alert", "event"]
+    assert "sensitive_name" in rows[1]["stagewatch"]["reasons"] and "threshold" not in rows[1]["stagewatch"]
+    fold = rows[2]["stagewatch"]["threshold"]
+    assert (fold["name"], fold["first"], fold["count"]) == ("t", rows[0]["event"]["id"], 2)
+
+
+def test_a_threshold_key_names_severity_reasons_and_only_values_the_result_has():
+    t = Threshold("t", "r", 600.0, ("host", "rule", "destination"), Matcher(), "t:1")
+    net = Facts(src="10.0.0.5", dst="198.51.100.9", rules=("zlib_stream",), connection=True, severity=70,
+                reasons=("outbound",))  # fmt: skip
+    assert t.key(net) == (70, ("outbound",), ("10.0.0.5", "zlib_stream", "198.51.100.9"))
+    assert t.key(replace(net, severity=85, reasons=("outbound", "encrypted"))) != t.key(net)
+    # one severity, other reasons: encrypted (+15) against encoded and a hidden extension (+5 +10)
+    enc = replace(net, severity=85, reasons=("outbound", "encrypted"))
+    assert t.key(enc) != t.key(replace(enc, reasons=("outbound", "encoded", "extension_mismatch")))
+    staged = Facts(host="ws-01", path="/tmp/a.gz", rules=("gzip_member",), severity=70, reasons=("staging_path",))
+    assert t.key(staged) is None  # no destination: this threshold is not the staged file's
+    host_event = Facts(src="10.0.0.5", host="ws-01", rules=("r",), severity=50)  # its own address, no connection
+    assert Threshold("s", "r", 600.0, ("source",), Matcher(), "t:2").key(host_event) is None
+    assert Threshold("d", "r", 600.0, ("host", "domain"), Matcher(), "t:3").key(net) is None  # no Host, SNI, rcpt
 
 
 @pytest.mark.parametrize(

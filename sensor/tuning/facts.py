@@ -26,6 +26,9 @@ class Facts:
     format: str | None = None
     src_addr: Address | None = None
     dst_addr: Address | None = None
+    connection: bool = False  # src/dst are a connection's (not a host event's own address without one)
+    severity: int = 0
+    reasons: tuple[str, ...] = ()  # `stagewatch.reasons`: why this kind and severity
 
 
 def _addr(ip: str | None) -> Address | None:
@@ -56,6 +59,9 @@ def _normal(f: Facts) -> Facts:
         format=f.format,
         src_addr=_addr(f.src),
         dst_addr=_addr(f.dst),
+        connection=f.connection,
+        severity=f.severity,
+        reasons=f.reasons,
     )
 
 
@@ -74,11 +80,22 @@ def _facts(item: Finding | HostFinding) -> Facts:
             process=e.image,
             path=e.target_file,
             rules=(item.rule_id, item.rule, item.label),
+            connection=e.net is not None,
+            severity=item.severity,
+            reasons=item.reasons,
         )
     o = item.origin
     sha = (item.member.sha256, item.container.sha256) if item.container.sha256 else (item.member.sha256,)
     if isinstance(o, FileOrigin):
-        return Facts(host=o.host, path=o.path, sha256=sha, rules=(item.rule,), format=str(item.member.format))
+        return Facts(
+            host=o.host,
+            path=o.path,
+            sha256=sha,
+            rules=(item.rule,),
+            format=str(item.member.format),
+            severity=item.severity,
+            reasons=item.reasons,
+        )
     assert isinstance(o, NetworkOrigin)
     app = item.app
     domains = [d for d in (app.domain if app else None, o.sni) if d]
@@ -93,6 +110,9 @@ def _facts(item: Finding | HostFinding) -> Facts:
         path=item.name,
         rules=(item.rule,),
         format=str(item.member.format),
+        connection=True,
+        severity=item.severity,
+        reasons=item.reasons,
     )
 
 

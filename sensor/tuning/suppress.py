@@ -21,13 +21,13 @@ Glob = re.Pattern[str]
 
 
 def _compile(pattern: str, fold_slashes: bool = False) -> Glob:
-    """A case-insensitive glob as a regex; for paths and images \\ and / are one separator."""
-    p = pattern.lower().replace("\\", "/") if fold_slashes else pattern.lower()
-    return re.compile(fnmatch.translate(p))
+    """A case-insensitive glob over the whole value, as a regex; for paths and images \\ and / are one separator."""
+    p = pattern.strip().lower()  # stripped as the index files it (`domain_patterns`), and as CIDRs and hashes are
+    return re.compile(fnmatch.translate(p.replace("\\", "/") if fold_slashes else p))
 
 
 def _hit(globs: tuple[Glob, ...], value: str | None) -> bool:
-    return value is not None and any(g.match(value) for g in globs)
+    return value is not None and any(g.fullmatch(value) for g in globs)  # `backup.x` never hits `xbackup.x`
 
 
 def _in(nets: tuple[Network, ...], addr: Address | None) -> bool:

@@ -1,5 +1,11 @@
 """Thresholds: repeats of one alert (same host, rule and destination within a window) fold into the first,
-which carries the count, as Suricata's `threshold type limit` and Zeek's notice suppression interval do."""
+which carries the count, as Suricata's `threshold type limit` and Zeek's notice suppression interval do.
+
+A threshold folds only what its keys can name: an alert with no value for a tracked key (a staged file has
+no source, destination or domain; a connection without an HTTP Host, TLS SNI or mail recipient has no
+domain) is never folded by it, since an empty value would make unrelated alerts look alike. And two alerts
+are repeats only at the same severity with the same reasons, whatever the track keys: a member that holds
+`id_rsa` is never folded into an earlier one that did not."""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from sensor.tuning.facts import Facts
 from sensor.tuning.suppress import Matcher
 
 TRACK_KEYS = ("host", "rule", "destination", "source", "domain", "format")
+NETWORK_KEYS = frozenset({"destination", "source", "domain"})  # a connection's values: none for staged files
 MAX_TRACKED = 100_000  # open windows held; the oldest is closed early beyond it (counted)
+Key = tuple[int, tuple[str, ...], tuple[str, ...]]  # severity, reasons, the tracked values
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,17 +32,23 @@ class Threshold:
     match: Matcher  # empty: every alert
     where: str
 
-    def key(self, f: Facts) -> tuple[str, ...]:
+    def key(self, f: Facts) -> Key | None:
+        """What makes two alerts repeats under this threshold; None when `f` has no value for a tracked key."""
         # a network finding's host is its sender; a staged file's is the machine it sits on
         parts = {
-            "host": f.host or f.src or "",
-            "rule": f.rules[0] if f.rules else "",
-            "destination": f.dst or "",
-            "source": f.src or "",
-            "domain": f.domains[0] if f.domains else "",
-            "format": f.format or "",
+            "host": f.host or f.src,
+            "rule": f.rules[0] if f.rules else None,
+            "destination": f.dst,
+            "source": f.src,
+            "domain": f.domains[0] if f.domains else None,
+            "format": f.format,
         }
-        return tuple(parts[k] for k in self.track)
+        # source and destination name a connection: a host event without one has only its own address
+        values = [parts[k] if f.connection or k not in NETWORK_KEYS else None for k in self.track]
+        named = tuple(v for v in values if v)
+        if len(named) < len(values):
+            return None
+        return f.severity, tuple(sorted(f.reasons)), named
 
 
 @dataclass(slots=True)
@@ -51,11 +65,11 @@ class Folder:
 
     def __init__(self, threshold: Threshold) -> None:
         self.t = threshold
-        self.open: OrderedDict[tuple[str, ...], Window] = OrderedDict()
+        self.open: OrderedDict[Key, Window] = OrderedDict()
         self.changed: dict[str, int] = {}  # kept alert's event.id -> its window's count, since the last take
         self.evicted = 0
 
-    def see(self, key: tuple[str, ...], event_id: str, ts: float) -> Window | None:
+    def see(self, key: Key, event_id: str, ts: float) -> Window | None:
         """The window `key` repeats (its count raised), or None when this alert opens a new one."""
         w = self.open.get(key)
         if w is not None and w.start <= ts < w.start + self.t.window:
@@ -75,4 +89,4 @@ class Folder:
         return out
 
 
-__all__ = ["MAX_TRACKED", "TRACK_KEYS", "Folder", "Threshold", "Window"]
+__all__ = ["MAX_TRACKED", "NETWORK_KEYS", "TRACK_KEYS", "Folder", "Key", "Threshold", "Window"]

@@ -140,9 +140,10 @@ class Tuner:
             return item  # thresholds fold alerts; events already page no one
         for folder in self.folders:
             t = folder.t
-            if not t.match.empty() and not t.match.matches(facts):
-                continue
-            window = folder.see(t.key(facts), item.event_id, item.timestamp)
+            key = t.key(facts)
+            if key is None or (not t.match.empty() and not t.match.matches(facts)):
+                continue  # not this threshold's: it names no value for a tracked key, or its match keys fail
+            window = folder.see(key, item.event_id, item.timestamp)
             if window is None:
                 return item
             stats.tuning[f"threshold:{t.name}"] += 1
