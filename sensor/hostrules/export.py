@@ -9,8 +9,12 @@ Backends and versions (checked against PyPI metadata and by converting signature
   same module (sigma.backends.QRadarAQL) ported to pySigma 1.x. IBM's pysigma-backend-qradar-aql 0.3.2,
   its last release, pins pySigma<0.12 and regex<2024 and fails to import under pySigma>=1, so it cannot sit
   beside the Splunk and Elastic backends; when it is installed this target says so instead of crashing.
-  Pipeline: QRadarAQL_fields_pipeline (Sysmon/Windows field names to AQL properties, devicetype=12 for
-  product windows); a field it cannot map is an error, not a silent search of the payload.
+  Pipeline: qradar_aql_pipeline below, the backend's QRadarAQL_fields_pipeline (field names to AQL
+  properties, devicetype=12 for product windows; a field it cannot map is an error, not a silent search of
+  the payload) with the Sysmon fields mapped to the custom properties the seed query reads (QRADAR_SYSMON)
+  and the seed's `"EventCode" = '7'` (1, 11) per category. The backend maps ImageLoaded to
+  `CONCAT('file directory', '/', filename)`: a string literal, not the property, so the DLL-load rule and
+  its exclusion compared a constant and could never match.
 * splunk: pysigma-backend-splunk 2.x (extra `splunk`), SplunkBackend with splunk_windows_pipeline
   (EventID -> EventCode, service -> source="WinEventLog:..."); Sysmon field names stay as they are.
 * elastic: pysigma-backend-elasticsearch 2.1+ (extra `elastic`), LuceneBackend with ecs_windows (Winlogbeat
@@ -55,6 +59,22 @@ ECS_ANY_OS = {
     "ImageLoaded": "file.path",
 }
 
+# Sigma (Sysmon) field -> the QRadar custom property the seed query (shared/seeds, "Detect Archive via Library
+# in IBM QRadar") reads: Sysmon through the Windows DSM with custom properties named as Sysmon names the fields
+# (hostevents/qradar.py parses that query's results). The backend's own names are wrong or absent here:
+# ImageLoaded becomes a string literal, Image the DSM's "Process Path"/"Process Name", EventID "Event ID".
+QRADAR_SYSMON = {
+    "EventID": "EventCode",
+    "Image": "Image",
+    "ParentImage": "ParentImage",
+    "CommandLine": "CommandLine",
+    "ImageLoaded": "ImageLoaded",
+    "TargetFilename": "TargetFilename",
+}
+# Sigma category -> Sysmon event id, compared as the seed does ("EventCode" = '7', a text property). The
+# custom properties above exist on Sysmon events only, so rules that name no product get it as well.
+SYSMON_EVENT_CODES = {"process_creation": "1", "image_load": "7", "file_event": "11"}
+
 
 class ExportError(SensorError, ValueError):
     """The target's backend is missing or does not run with the installed pySigma, or --output is unwritable.
@@ -77,7 +97,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "qradar-aql": Target(
         "sigma.backends.QRadarAQL:QRadarAQLBackend",
-        ("sigma.pipelines.QRadarAQL:QRadarAQL_fields_pipeline",),
+        ("sensor.hostrules.export:qradar_aql_pipeline",),
         "qradar",
         "pysigma-backend-qradar-community",
         broken=("pysigma-backend-qradar-aql",),
@@ -126,6 +146,39 @@ def ecs_any_os_pipeline() -> Any:
             )
         ],
     )
+
+
+def qradar_aql_pipeline() -> Any:
+    """QRadarAQL_fields_pipeline with QRADAR_SYSMON in its field mapping and the Sysmon event code per category."""
+    from sigma.backends.QRadarAQL import QRadarAQLBackend
+    from sigma.mapping.fields import aql_field_mapping
+    from sigma.pipelines.QRadarAQL.QRadarAQL import base_pipeline_items
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.pipeline import ProcessingItem
+    from sigma.processing.transformations import AddConditionTransformation
+    from sigma.pySigma_QRadar_base.QRadarFieldsPipeline import QRadar_fields_pipeline
+    from sigma.pySigma_QRadar_base.QRadarPipeline import QRadarFieldMappingTransformation
+
+    mapping = {**aql_field_mapping, **QRADAR_SYSMON}
+    items = base_pipeline_items()
+    at = [i for i, item in enumerate(items) if item.identifier == "aql_field_mapping"]
+    if len(at) != 1:  # the backend's pipeline changed shape: converting with its mapping would bring the bug back
+        raise ExportError("qradar-aql", "QRadarAQL pipeline has no single aql_field_mapping item to replace")
+    items[at[0]] = ProcessingItem(
+        identifier="aql_field_mapping",
+        transformation=QRadarFieldMappingTransformation(
+            mapping=mapping, field_quote_pattern=QRadarAQLBackend.field_quote_pattern
+        ),
+    )
+    event_codes = [
+        ProcessingItem(
+            identifier=f"stagewatch_sysmon_{category}",
+            transformation=AddConditionTransformation({"EventID": code}),  # a string: "EventCode" is text
+            rule_conditions=[LogsourceCondition(category=category)],
+        )
+        for category, code in SYSMON_EVENT_CODES.items()
+    ]
+    return QRadar_fields_pipeline(base_pipeline_items=event_codes + items, field_mapping=mapping)
 
 
 def _version(dist: str) -> str | None:
@@ -237,7 +290,7 @@ def cmd_rules_export(a: argparse.Namespace) -> int:
 def add_rules_parser(sub: Any) -> None:
     """The `rules` subcommand (with `export`) on the CLI's subparsers; dispatch through `a.rules_func`."""
     r = sub.add_parser("rules", help="work with the bundled host Sigma rules")
-    rsub = r.add_subparsers(dest="rules_command", required=True)
+    rsub = r.add_subparsers(dest="rules_command", required=True, help="what to do with them")
     e = rsub.add_parser("export", help="convert the host Sigma rules to a SIEM query language")
     e.add_argument("--target", required=True, choices=tuple(TARGETS), help="SIEM query language")
     e.add_argument("--rules", type=Path, metavar="DIR", help="Sigma rules folder (default: the bundled host rules)")
@@ -253,6 +306,8 @@ def run_rules(a: argparse.Namespace) -> int:
 
 __all__ = [
     "ECS_ANY_OS",
+    "QRADAR_SYSMON",
+    "SYSMON_EVENT_CODES",
     "TARGETS",
     "ExportError",
     "ExportedRule",
@@ -262,6 +317,7 @@ __all__ = [
     "ecs_any_os_pipeline",
     "export_rules",
     "load_backend",
+    "qradar_aql_pipeline",
     "render",
     "run_rules",
 ]
