@@ -188,6 +188,15 @@ class Inner:
 
 
 @dataclass(frozen=True, slots=True)
+class ChecksumFailures:
+    """Which entries of an archive failed their own check (`stagewatch.checksum_failed`): a few names, and counts."""
+
+    names: tuple[str, ...]  # the first few that failed, in archive order
+    count: int  # entries whose check failed
+    checked: int  # entries whose check ran (passed or failed)
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """A verified compressed member or archive: where it sits, its carved hash, what it holds."""
 
@@ -198,6 +207,7 @@ class Member:
     truncated: bool
     proof: Proof
     checksum: Checksum = Checksum.NONE
+    checksum_failures: ChecksumFailures | None = None  # an archive's entries behind a bad checksum
     encrypted: bool = False
     compressed: bool = True  # False for tar and all-stored zip: archives without compression
     inner: Inner | None = None
@@ -240,6 +250,19 @@ class Finding:
     app: AppMeta | None = None
     content_rules: tuple[str, ...] = ()  # user content rules that matched the decompressed head
     tuned: Tuned | None = None  # set by suppression or a threshold (`stagewatch.suppressed`/`threshold`)
+    streams: StreamSummary | None = None  # a container's by-design members folded into this one finding
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """`stagewatch.streams`: the members a container holds by design, folded into its one finding.
+
+    The finding itself (hash, offset, `event.id`) stays the first folded member's.
+    """
+
+    count: int  # members folded, the finding's own included
+    formats: tuple[tuple[Format, int], ...]  # members per format, by format name
+    bytes: int  # their carved (compressed) bytes, summed
 
 
 @dataclass(frozen=True, slots=True)

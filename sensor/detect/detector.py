@@ -32,6 +32,7 @@ from sensor.model import (
     LimitHit,
     Member,
     Origin,
+    StreamSummary,
 )
 from sensor.policy import SensitiveNames
 from sensor.stats import RunStats
@@ -161,9 +162,43 @@ class Detector:
 
     # -- public -----------------------------------------------------------------------------
     def scan(self, obj: ContentObject) -> Iterator[Finding]:
-        """Every verified member of `obj` (and of base64/hex runs inside it), in offset order."""
+        """Every verified member of `obj` (and of base64/hex runs inside it), in offset order.
+
+        When `obj` is a container by design (PDF, PNG, OOXML, JAR...), the members it holds by
+        design are folded into one finding with `streams`, given once the object is done; every
+        other finding (an alert, an encrypted zip appended to a PNG) comes as it is found.
+        """
         self.stats.objects += 1
-        yield from self.scan_object(obj, Root(obj), 0)
+        held: list[Finding] = []
+        for f in self.scan_object(obj, Root(obj), 0):
+            if f.kind is Kind.EVENT and f.reasons in severity.BY_DESIGN:
+                held.append(f)
+            else:
+                yield f
+        yield from self.fold(held, obj)
+
+    def fold(self, held: list[Finding], obj: ContentObject) -> list[Finding]:
+        """One finding for a container's by-design members: the first, with their count, formats and bytes.
+
+        The object is a container by design when one member was judged inside it, or when a
+        document zip is the whole object; documents embedded in anything else stay one each.
+        """
+
+        def whole(f: Finding) -> bool:  # found in `obj` itself (not a decoded run), from its start to its end
+            return f.member.offset == 0 and f.encoding == obj.layers and f.member.length >= len(obj.data)
+
+        if not any(f.reasons == (severity.INSIDE_CONTAINER,) or whole(f) for f in held):
+            return held
+        formats: dict[Format, int] = {}
+        for f in held:
+            formats[f.member.format] = formats.get(f.member.format, 0) + 1
+        summary = StreamSummary(
+            count=len(held),
+            formats=tuple(sorted(formats.items())),
+            bytes=sum(f.member.length for f in held),
+        )
+        self.stats.findings -= len(held) - 1
+        return [replace(held[0], streams=summary)]
 
     # -- candidates -------------------------------------------------------------------------
     def _where(self, obj: ContentObject) -> str:
@@ -373,6 +408,7 @@ class Detector:
             truncated=v.truncated,
             proof=v.proof,
             checksum=v.checksum,
+            checksum_failures=v.checksum_failures,
             encrypted=v.encrypted,
             compressed=v.compressed,
             inner=Inner(None, v.inner_size, v.inner_complete, names),
@@ -383,8 +419,11 @@ class Detector:
             detail=v.detail,
         )
         o = obj.origin
-        # network objects that do not leave home_net are events whatever they hold: no libmagic
-        typed = isinstance(o, FileOrigin) or o.direction == "outbound"
+        # Whether a container holds the member by design needs its type, in every direction. A
+        # member that is the whole object does not (a gzip web page coming in, thousands per GB):
+        # libmagic costs 0.3-1 ms, so those are typed only where they may alert.
+        whole = obj is root.obj and member.offset == 0 and member.length >= len(obj.data)
+        typed = isinstance(o, FileOrigin) or o.direction == "outbound" or not whole
         container = root.container(typed)
         if self.keep_member is not None:
             view = memoryview(obj.data)
@@ -395,7 +434,9 @@ class Detector:
         document = inner.zip_document_type(names, v.head) if v.format is Format.ZIP else None
         sensitive = self.sensitive.match(names + ((v.stored_name,) if v.stored_name else ()))
         content = self._content(v.head)
-        j = severity.judge(obj.origin, member, container.mime_type, document, sensitive, obj.layers, content)
+        j = severity.judge(
+            obj.origin, member, container.mime_type, document, sensitive, obj.layers, content, container.size
+        )
         if isinstance(obj.origin, FileOrigin) or j.kind is Kind.ALERT:
             # libmagic costs 0.3-1 ms a call on text: network events (gzip web pages coming in,
             # thousands per GB) keep their names and sizes but are not typed

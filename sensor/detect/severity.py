@@ -77,6 +77,10 @@ BASE_COMPRESSED = 50
 BASE_ARCHIVE = 30  # tar and stored zip: archives without compression
 CONTAINER_SEVERITY = 15
 LOG_SEVERITY = 10
+INSIDE_CONTAINER = "inside_container"
+ZIP_IS_DOCUMENT = "zip_is_document"
+# judgements of members a container holds by design: folded into one finding per container
+BY_DESIGN = ((INSIDE_CONTAINER,), (ZIP_IS_DOCUMENT,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +111,22 @@ def judge(
     sensitive: tuple[str, ...],
     encoding: tuple[str, ...],
     content: tuple[str, ...] = (),
+    container_size: int | None = None,
 ) -> Judgement:
-    """Score one member: staging location, encryption and sensitive names make alerts; containers never do."""
-    if is_container(container_mime) and not (member.offset == 0 and member.length >= _size(origin)):
-        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, ("inside_container",))
-    if document_mime:
-        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, ("zip_is_document",))
+    """Score one member: staging location, encryption and sensitive names make alerts.
+
+    A member a container holds by design (a PDF's FlateDecode stream, a PNG's IDAT, the zip an
+    OOXML file is) is a low event, unless it is encrypted, holds a sensitive name or matched a
+    content rule: then it is judged like any member (an encrypted zip appended to a PNG).
+    `container_size`: the whole object's size (defaults to the file's), so a member that *is*
+    the object is not judged as inside it.
+    """
+    plain = not (member.encrypted or sensitive or content)
+    size = _size(origin) if container_size is None else container_size
+    if plain and is_container(container_mime) and not (member.offset == 0 and member.length >= size):
+        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, (INSIDE_CONTAINER,))
+    if plain and document_mime:
+        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, (ZIP_IS_DOCUMENT,))
     reasons: list[str] = []
     score = BASE_COMPRESSED if member.compressed else BASE_ARCHIVE
     if not member.compressed:

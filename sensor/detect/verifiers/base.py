@@ -7,7 +7,7 @@ from typing import ClassVar, Protocol
 
 from sensor.config import KiB, Limits, MiB
 from sensor.content.decompress import Decoded
-from sensor.model import Buffer, Candidate, Checksum, Format, LimitHit, Proof
+from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, LimitHit, Proof
 from sensor.registry import Registry
 
 TRUNCATED_MIN_OUTPUT = 4 * KiB  # rule (b): output needed when the data ends mid-stream
@@ -25,6 +25,7 @@ class Verified:
     proof: Proof
     truncated: bool = False
     checksum: Checksum = Checksum.NONE
+    checksum_failures: ChecksumFailures | None = None  # which entries made `checksum` bad (archives)
     encrypted: bool = False
     compressed: bool = True
     head: bytes | None = None  # decompressed head, typed by libmagic later

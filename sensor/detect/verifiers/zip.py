@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.verifiers.base import Context, Verified, verifiers
-from sensor.model import Buffer, Candidate, Checksum, Format, Limit, LimitHit, Proof
+from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, Limit, LimitHit, Proof
 
 LOCAL = b"PK\x03\x04"
 CENTRAL = b"PK\x01\x02"
@@ -21,6 +21,7 @@ DESCRIPTOR = b"PK\x07\x08"
 NEXT_RECORDS = (LOCAL, CENTRAL, DESCRIPTOR, EOCD, EOCD64)
 METHODS = {0, 1, 6, 8, 9, 12, 14, 19, 93, 95, 96, 97, 98, 99}
 AES_STRENGTH = {1: "AES-128", 2: "AES-192", 3: "AES-256"}
+FAILED_NAMES = 8  # names of entries that failed their CRC kept in the finding (all are counted)
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _EOCD = struct.Struct("<4sHHHHIIH")
@@ -131,6 +132,7 @@ class ZipVerifier:
         if parse_local(data, off) is None:
             return None
         names: list[str] = []
+        failed: list[str] = []  # entries whose CRC-32 did not match (or whose data did not decode)
         limits: list[LimitHit] = []
         counts = {s: 0 for s in Status}
         vouched = 0
@@ -157,6 +159,8 @@ class ZipVerifier:
             counts[check.status] += 1
             if len(names) < ctx.limits.max_names:
                 names.append(e.name)
+            if check.status is Status.BAD and len(failed) < FAILED_NAMES:
+                failed.append(e.name)
             inner += e.usize
             encrypted |= bool(e.flags & 1)
             aes = aes or e.aes
@@ -183,6 +187,9 @@ class ZipVerifier:
         else:
             return None  # nothing decoded, nothing closed: a header-shaped accident
         checksum = Checksum.BAD if counts[Status.BAD] else Checksum.OK if counts[Status.OK] else Checksum.NONE
+        failures = None
+        if counts[Status.BAD]:
+            failures = ChecksumFailures(tuple(failed), counts[Status.BAD], counts[Status.BAD] + counts[Status.OK])
         return Verified(
             format=Format.ZIP,
             offset=off,
@@ -190,6 +197,7 @@ class ZipVerifier:
             proof=proof,
             truncated=not complete,
             checksum=checksum,
+            checksum_failures=failures,
             encrypted=encrypted,
             compressed=not all_stored,
             head=head,
