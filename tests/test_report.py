@@ -14,15 +14,17 @@ import shutil
 import struct
 import subprocess
 import sys
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from sensor.cli import main as cli_main
+from sensor.output import report
 from sensor.output.chain import ts_of
 from sensor.output.report_assets import SCRIPT
-from sensor.store.db import FindingStore
+from sensor.store.db import FindingStore, parse_since
 from tests import appbuild as ab
 from tests.builders import gzip_named, sample_text
 from tests.netbuild import segments, write_pcap
@@ -57,7 +59,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, rule_cache: Path) -> Path:
     scan = ["-q", "scan", *inputs, "--db", db, "--config", str(cfg), "--home-net", HOME_NET]
     assert cli_main([*scan, "--host-from-path", "/staged/([^/]+)/"]) == 0
     assert cli_main(["-q", "correlate", "--db", db, "--host-map", str(tmp / "telemetry" / "host-map.csv")]) == 0
-    assert cli_main(["-q", "report", "--html", str(tmp / "report.html"), "--db", db]) == 0
+    assert cli_main(["-q", "report", "--output", str(tmp / "report.html"), "--db", db]) == 0
     return tmp
 
 
@@ -168,7 +170,7 @@ def _report_ids(path: Path) -> tuple[set[str], set[str]]:
 def test_since_keeps_only_what_was_seen_after(demo, tmp_path):
     findings, incidents = _store(demo)
     out = tmp_path / "since.html"
-    assert cli_main(["-q", "report", "--html", str(out), "--since", SINCE, "--db", str(demo / "sw.db")]) == 0
+    assert cli_main(["-q", "report", "--output", str(out), "--since", SINCE, "--db", str(demo / "sw.db")]) == 0
     cut = ts_of({"@timestamp": SINCE + "Z"})
     shown, shown_incidents = _report_ids(out)
     assert shown == {f["event"]["id"] for f in findings if ts_of(f) >= cut}
@@ -181,20 +183,52 @@ def test_since_keeps_only_what_was_seen_after(demo, tmp_path):
 
 def test_empty_store_says_so(tmp_path):
     out = tmp_path / "empty.html"
-    assert cli_main(["-q", "report", "--html", str(out), "--db", str(tmp_path / "new.db")]) == 0
+    FindingStore(str(tmp_path / "new.db")).close()  # a store that exists and holds nothing
+    assert cli_main(["-q", "report", "--output", str(out), "--db", str(tmp_path / "new.db")]) == 0
     text = out.read_text(encoding="utf-8")
     assert "The store holds no findings, host findings or incidents" in text
     assert "<table" not in text and text.rstrip().endswith("</html>")
 
 
+def test_a_since_that_leaves_nothing_says_what_the_store_holds(demo, tmp_path):
+    findings, incidents = _store(demo)
+    with FindingStore(str(demo / "sw.db")) as store:
+        host_findings = store.host_finding_records()
+    out = tmp_path / "later.html"
+    db = str(demo / "sw.db")
+    assert cli_main(["-q", "report", "--output", str(out), "--since", "2030-01-01", "--db", db]) == 0
+    page = out.read_text(encoding="utf-8")
+    text = " ".join(_Page(page).all_text.split())
+    assert "The store holds no findings" not in text and "<table" not in page.split("<h2>Runs")[0]
+
+    def at(records: list[dict], key: str = "@timestamp") -> str:
+        newest = max(ts_of({"@timestamp": r[key] if key == "@timestamp" else r["event"][key]}) for r in records)
+        return datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+    want = (
+        "No findings, host findings or incidents since 2030-01-01 00:00:00Z (--since 2030-01-01); the store holds "
+        f"{len(findings)} findings, the newest at {at(findings)}; "
+        f"{len(host_findings)} host findings, the newest at {at(host_findings)}; "
+        f"and {len(incidents)} incidents, the newest at {at(incidents, 'start')}."
+    )
+    assert want in text
+    now = ts_of({"@timestamp": "2030-01-01T00:00:00Z"})
+    with FindingStore(db) as store:
+        data = report.collect(store, parse_since("7d", now), now, since_flag="7d")
+    assert "No findings, host findings or incidents since 2029-12-25 00:00:00Z (--since 7d); the store holds" in (
+        report.render(data)
+    )
+
+
 def test_bad_paths_are_one_line_errors(tmp_path, capsys):
     db = tmp_path / "sw.db"
+    FindingStore(str(db)).close()
     missing = tmp_path / "no-such-dir" / "r.html"
-    assert cli_main(["report", "--html", str(missing), "--db", str(db)]) == 1
+    assert cli_main(["report", "--output", str(missing), "--db", str(db)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(missing) in err[0] and "cannot write the report" in err[0]
     bad_db = tmp_path / "nowhere" / "sw.db"
-    assert cli_main(["report", "--html", str(tmp_path / "r.html"), "--db", str(bad_db)]) == 1
+    assert cli_main(["report", "--output", str(tmp_path / "r.html"), "--db", str(bad_db)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad_db) in err[0]
     assert not (tmp_path / "r.html").exists() and not missing.parent.exists()

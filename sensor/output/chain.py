@@ -6,10 +6,14 @@ Shared by the HTML report and `explain`, so both tell the same story from the sa
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sensor.model import HostEvent
+from sensor.output.ecs import iso
 
 STAGES = ("process", "staged", "transfer")
 STAGE_TITLES = {"process": "process", "staged": "staged file", "transfer": "transfer"}
@@ -103,10 +107,24 @@ def host_finding_line(r: Mapping[str, Any]) -> str:
     return (line + f"{proc.get('executable', '?')}{pid} {target}").strip()
 
 
+def host_event_line(r: Mapping[str, Any]) -> str:
+    """One line for a host event: action, process and the file, DLL or connection it names."""
+    ev, proc = r.get("event", {}), r.get("process", {})
+    pid = f" (pid {proc['pid']})" if "pid" in proc else ""
+    if "ip" in r.get("destination", {}):
+        target = f"{endpoint(r.get('source'))} > {endpoint(r.get('destination'))}"
+    else:
+        target = r.get("file", {}).get("path") or r.get("dll", {}).get("path") or proc.get("command_line") or ""
+    head = f"{ev.get('action', '?')} ({ev.get('provider', '?')} {ev.get('code', '?')}): "
+    return (head + f"{proc.get('executable', '?')}{pid} {target}").strip()
+
+
 def record_line(table: str, r: Mapping[str, Any]) -> str:
     """One line for any stored record, by the table it came from."""
     if table == "host_findings":
         return host_finding_line(r)
+    if table == "host_events":
+        return host_event_line(r)
     if table == "incidents":
         inc = r.get("stagewatch", {}).get("incident", {})
         return f"incident on {r.get('host', {}).get('name', '?')}, score {inc.get('score', '?')}"
@@ -147,3 +165,75 @@ def incident_chain(incident: dict[str, Any], resolved: Mapping[str, tuple[str, d
 def short_ref(ref: str) -> str:
     """A UUID's first 8 characters (unique enough to read, and what `explain` accepts); other ids whole."""
     return ref[:8] if len(ref) == 36 and ref.count("-") == 4 else ref
+
+
+def host_event_ref(e: HostEvent) -> str:
+    """The id an incident's evidence list gives a host event (correlate/inputs.py `event_ref`)."""
+    return f"{e.source}#{e.record_id}#{e.action}"
+
+
+def split_host_event_ref(ref: str) -> tuple[str, str, str] | None:
+    """(source, record id, action) of a host event's evidence id, or None when `ref` is not one."""
+    parts = ref.rsplit("#", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+
+
+def host_event_record(key: str, e: HostEvent) -> dict[str, Any]:
+    """A stored host event (the store keeps its columns, not a JSON line) in the ECS names of host findings;
+    `event.id` is its event_key, `stagewatch.evidence_id` the id incidents cite it by."""
+    n = e.net
+    record = {
+        "@timestamp": iso(e.ts),
+        "event": {
+            "id": key,
+            "kind": "event",
+            "module": "stagewatch",
+            "dataset": "stagewatch.host_event",
+            "action": e.action,
+            "code": e.code,
+            "provider": e.provider,
+        },
+        "host": {"name": e.host, "ip": list(e.host_ips)},
+        "process": {
+            "executable": e.image,
+            "command_line": e.command_line,
+            "pid": e.pid,
+            "parent": {"executable": e.parent_image, "pid": e.ppid},
+        },
+        "user": {"name": e.user},
+        "file": {"path": e.target_file},
+        "dll": {"path": e.loaded_image},
+        "source": {"ip": n.src, "port": n.sport} if n else None,
+        "destination": {"ip": n.dst, "port": n.dport} if n else None,
+        "network": {"transport": n.transport} if n else None,
+        "stagewatch": {
+            "source": {"path": e.source, "record_id": e.record_id},
+            "evidence_id": host_event_ref(e),
+            "hashes": e.hashes,
+            "label": e.label,
+        },
+    }
+    return _pruned(record)
+
+
+def _pruned(value: Any) -> Any:
+    """Without None, empty strings and the dicts and lists they leave empty."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, "", {}, [])}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """A record as dotted keys and text values; empty values left out."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(value, list):
+        if value:
+            text = ", ".join(json.dumps(x, ensure_ascii=False) if isinstance(x, dict) else str(x) for x in value)
+            yield prefix, text
+    elif value is not None and value != "":
+        yield prefix, str(value)

@@ -48,14 +48,21 @@ class ReportData:
     host_findings: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     resolved: dict[str, tuple[str, dict[str, Any]]]  # evidence id -> (table, record)
+    # When the window holds nothing: what the whole store holds, {table: (rows, newest time)}, so the page can
+    # say that the filter emptied it; and the --since text as given (7d), to name the filter.
+    stored: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    since_flag: str | None = None
 
     @property
     def empty(self) -> bool:
         return not (self.findings or self.incidents or self.host_findings)
 
 
-def collect(store: FindingStore, since: float | None, now: float) -> ReportData:
-    """Findings, host findings and incidents at or after `since`, and every record their evidence names."""
+def collect(store: FindingStore, since: float | None, now: float, since_flag: str | None = None) -> ReportData:
+    """Findings, host findings and incidents at or after `since`, and every record their evidence names.
+
+    `since_flag` is the --since text as given (7d, an ISO time): an empty page names it.
+    """
     findings = list(store.findings(since=since))
     incidents = store.incident_records(since=since)
     host_findings = store.host_finding_records_since(since)
@@ -64,7 +71,10 @@ def collect(store: FindingStore, since: float | None, now: float) -> ReportData:
     # An incident inside the window may cite evidence seen before it began.
     missing = {str(x.get("id")) for i in incidents for x in evidence_of(i)} - resolved.keys()
     resolved |= store.records_by_id(missing)
-    return ReportData(store.where, since, now, findings, incidents, host_findings, store.runs()[-RUNS_SHOWN:], resolved)
+    empty = not (findings or incidents or host_findings)
+    stored = store.extent() if empty and since is not None else {}
+    runs = store.runs()[-RUNS_SHOWN:]
+    return ReportData(store.where, since, now, findings, incidents, host_findings, runs, resolved, stored, since_flag)
 
 
 @dataclass
@@ -212,7 +222,7 @@ def render(data: ReportData) -> str:
     meta = f"store {e(data.where)} &middot; {e(window)} &middot; generated {e(_iso(data.generated))}"
     body: list[str] = []
     if data.empty:
-        body.append(f'<p class="empty">The store holds no findings, host findings or incidents ({e(window)}).</p>')
+        body.append(f'<p class="empty">{e(empty_note(data))}</p>')
     else:
         chains = [incident_chain(i, data.resolved) for i in data.incidents]
         anchored = {ref: anchor(t, ref) for ref, (t, _) in data.resolved.items() if t in ("findings", "host_findings")}
@@ -242,6 +252,28 @@ def render(data: ReportData) -> str:
         f'<header><h1>stagewatch report</h1><div class="meta">{meta}</div>'
         f"</header><main>{''.join(body)}</main><script>{SCRIPT}</script></body></html>\n"
     )
+
+
+_NOUNS = {
+    "findings": ("finding", "findings"),
+    "host_findings": ("host finding", "host findings"),
+    "incidents": ("incident", "incidents"),
+}
+
+
+def empty_note(data: ReportData) -> str:
+    """Why the page is empty: the store holds nothing, or the --since window left out everything it holds."""
+    held = [(table, n, newest) for table, (n, newest) in data.stored.items() if n]
+    if data.since is None or not held:
+        window = f"since {_iso(data.since)}" if data.since is not None else "everything stored"
+        return f"The store holds no findings, host findings or incidents ({window})."
+    flag = f" (--since {data.since_flag})" if data.since_flag else ""
+    parts = []
+    for table, n, newest in held:
+        noun = _NOUNS.get(table, (table, table))[n != 1]
+        parts.append(f"{n} {noun}" + (f", the newest at {_iso(newest)}" if newest is not None else ""))
+    holds = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
+    return f"No findings, host findings or incidents since {_iso(data.since)}{flag}; the store holds {holds}."
 
 
 def _iso(ts: float) -> str:

@@ -6,13 +6,21 @@ attackers' traffic and files, and must never become markup.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from sensor.output.chain import STAGE_TITLES, STAGES, Chain, Link, finding_where, host_finding_line, short_ref
+from sensor.output.chain import (
+    STAGE_TITLES,
+    STAGES,
+    Chain,
+    Link,
+    finding_where,
+    flatten,
+    host_finding_line,
+    short_ref,
+)
 from sensor.output.reasons import explain_reason
 
 
@@ -128,19 +136,6 @@ def incident_card(chain: Chain, anchored: Mapping[str, str]) -> str:
         f"<th>id</th><th>time</th><th>summary</th><th>sha256</th><th>source</th></tr></thead><tbody>{rows}"
         f"</tbody></table></details></section>"
     )
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """A record as dotted keys and text values; empty values left out."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from flatten(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(value, list):
-        if value:
-            text = ", ".join(json.dumps(x, ensure_ascii=False) if isinstance(x, dict) else str(x) for x in value)
-            yield prefix, text
-    elif value is not None and value != "":
-        yield prefix, str(value)
 
 
 def evidence_details(record: Mapping[str, Any]) -> str:
