@@ -31,23 +31,30 @@ sysdeps-test:
 sysdeps-bench:
 	$(call apt_install,$(APT_PKGS_BENCH))
 
-$(VENV)/.ok: pyproject.toml
+# the runtime alone for the demo (what `pip install .` gives a user); the test extras on top for make test
+$(VENV)/.ok-run: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.ok: $(VENV)/.ok-run
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: sysdeps-run $(VENV)/.ok
+demo: sysdeps-run $(VENV)/.ok-run
 	$(PY) samples/make_staged.py samples/staged
 	$(PY) pcaps/make_samples.py pcaps/samples
 	$(PY) samples/make_hostevents.py samples/telemetry samples/staged
-	rm -f samples/demo.db* samples/demo.jsonl samples/demo-flows.jsonl samples/demo-incidents.jsonl samples/demo-report.html
+	rm -f samples/demo.db* samples/demo*.jsonl samples/demo-report.html
 	$(SW) scan samples/staged pcaps/samples samples/telemetry --db samples/demo.db --jsonl samples/demo.jsonl \
-	  --flows samples/demo-flows.jsonl --host-from-path '/staged/([^/]+)/' --home-net 10.0.0.0/8,2001:db8::/48
+	  --flows samples/demo-flows.jsonl --objects samples/demo-objects.jsonl --host-from-path '/staged/([^/]+)/' \
+	  --home-net 10.0.0.0/8,2001:db8::/48
 	$(SW) correlate --db samples/demo.db --host-map samples/telemetry/host-map.csv --jsonl samples/demo-incidents.jsonl
-	$(SW) report --html samples/demo-report.html --db samples/demo.db
-	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; incidents: samples/demo-incidents.jsonl;" \
-	  "report: samples/demo-report.html; store: samples/demo.db (stagewatch findings|incidents|explain ID --db samples/demo.db)"
+	$(SW) report --output samples/demo-report.html --db samples/demo.db
+	@echo "findings: samples/demo.jsonl; flows: samples/demo-flows.jsonl; objects: samples/demo-objects.jsonl;" \
+	  "incidents: samples/demo-incidents.jsonl; report: samples/demo-report.html; store: samples/demo.db" \
+	  "(.venv/bin/stagewatch findings|flows|objects|host-findings|incidents|explain ID --db samples/demo.db)"
 
 test: sysdeps-test $(VENV)/.ok
 	$(VENV)/bin/ruff check sensor tests bench samples pcaps

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +29,7 @@ from sensor.flow.direction import HomeNet
 from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
 from sensor.output import console, report
+from sensor.output import explain as explaining
 from sensor.output.console import TABLE_ROWS
 from sensor.output.ecs import (
     finding_record,
@@ -37,10 +39,9 @@ from sensor.output.ecs import (
     object_record,
     observer_fields,
 )
-from sensor.output.explain import explain
 from sensor.output.extract import MemberFiles
-from sensor.output.jsonl import JsonlSink, dumps
-from sensor.output.store_sink import StoreSink, row_of
+from sensor.output.jsonl import JsonlSink, dumps, open_lines, write_lines
+from sensor.output.store_sink import StoreSink, flow_id_of, object_ids, row_of
 from sensor.output.syslog import SyslogSink
 from sensor.pipeline import (
     Job,
@@ -57,19 +58,40 @@ from sensor.pipeline import (
 )
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
+from sensor.store.query import Query
 from sensor.store.retention import RetentionTimer
 from sensor.tuning.tuner import Tuner
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 EPILOG = """examples:
   stagewatch scan /cases/ws01/Users/bob/AppData/Local/Temp --jsonl -
-  stagewatch scan evidence/ --host-from-path '^evidence/([^/]+)/' --db cases.db
-  stagewatch findings --since 1h --jsonl -
+  stagewatch scan evidence/ --host-from-path '(?:^|/)evidence/([^/]+)/' --db cases.db
+  stagewatch findings --since 1h --kind alert --jsonl -
+  stagewatch explain 3f2a9c1e
 """
+STORE_HELP = "findings store: a SQLite file or a postgresql+psycopg:// URL (default ./stagewatch.db)"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """-q and --debug after the subcommand too (SUPPRESS: given before it, the top-level value stays)."""
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="log debug lines and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only errors; no tables")
+
+
+def _store_option(p: argparse.ArgumentParser, writes: bool) -> None:
+    p.add_argument("--db", default="stagewatch.db", metavar="URL|FILE", help=STORE_HELP)
+    if writes:
+        p.add_argument("--no-db", action="store_true", help="do not write the store")
+
+
+def _jsonl_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--jsonl", metavar="FILE|-", help=f"write {what} as ECS JSON lines, appended to FILE (- stdout)")
+    p.add_argument("--truncate", action="store_true", help="empty the output files first instead of appending")
 
 
 def _sensor_options(p: argparse.ArgumentParser) -> None:
-    """What scan, live and watch share: the sensor's identity, the analyst's rules and tuning."""
+    """What scan, live and watch share: the sensor's identity, the analyst's rules and tuning, the settings."""
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML settings ([limits], home_net, observer...)")
     p.add_argument("--observer", metavar="NAME", help="observer.name of this sensor (default: this machine)")
     p.add_argument("--observer-ip", metavar="IP,...", help="observer.ip (default: this machine's source addresses)")
     p.add_argument("--rules", type=Path, metavar="DIR", help="your YARA (detection, content) and Sigma rules")
@@ -79,6 +101,65 @@ def _sensor_options(p: argparse.ArgumentParser) -> None:
 def _sensor_settings(a: argparse.Namespace) -> dict[str, Any]:
     """The load_settings overrides of _sensor_options' flags."""
     return {"observer": a.observer, "observer_ip": a.observer_ip, "user_rules": a.rules, "suppress": a.suppress}
+
+
+def _host_options(p: argparse.ArgumentParser) -> None:
+    """How staged files (and host-event files without a host) are named: scan and watch."""
+    host = p.add_mutually_exclusive_group()
+    host.add_argument("--host-name", metavar="NAME", help="host.name for every file (default: this machine)")
+    host.add_argument("--host", dest="host_name_old", metavar="NAME", help=argparse.SUPPRESS)  # before 0.2
+    host.add_argument(
+        "--host-from-path",
+        metavar="REGEX",
+        help="host.name from a capturing group of the path, e.g. '(?:^|/)cases/([^/]+)/' "
+        "(absolute and relative paths); a path it misses is named 'unknown' and warned about",
+    )
+
+
+def _host_name(a: argparse.Namespace) -> str | None:
+    if getattr(a, "host_name_old", None):
+        logger.warning("--host is now --host-name on scan and watch (--host filters the query commands)")
+        return str(a.host_name_old)
+    return a.host_name
+
+
+def _network_outputs(p: argparse.ArgumentParser) -> None:
+    """What scan and live write beside the findings."""
+    p.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
+    p.add_argument("--flows", metavar="FILE|-", help="append one conn.log-like JSON line per flow")
+    p.add_argument(
+        "--objects", metavar="FILE|-", help="append one files.log-like JSON line per application object (also stored)"
+    )
+    p.add_argument("--extract", type=Path, metavar="DIR", help="write carved members to DIR/<sha256[:2]>/<sha256>")
+    p.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
+    p.add_argument("--syslog", metavar="URL", help="also send findings as syslog: udp://, tcp:// or tls://HOST[:PORT]")
+    p.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
+    p.add_argument("--syslog-ca", metavar="FILE", help="CA bundle that signs the tls:// syslog server's certificate")
+
+
+def _query_options(p: argparse.ArgumentParser, table: str) -> None:
+    """The filters of the query commands; each applies where the records have the field."""
+    _store_option(p, writes=False)
+    p.add_argument("--since", metavar="15m|1h|2d|ISO", help="only records at or after this time (event time)")
+    p.add_argument("--until", metavar="15m|1h|2d|ISO", help="only records at or before this time")
+    p.add_argument("--host", metavar="NAME", help="only this host.name (the domain part is ignored)")
+    p.add_argument("--ip", metavar="ADDR", help="only records with this source, destination or host address")
+    p.add_argument("--community-id", metavar="1:...", help="only this flow (network.community_id)")
+    if table in ("findings", "flows", "objects"):
+        p.add_argument("--protocol", metavar="NAME", help="only this network.protocol (http, smtp, ftp) or transport")
+    if table in ("findings", "objects"):
+        p.add_argument("--sha256", metavar="HEX", help="only this member's (or its container's) SHA-256")
+    if table == "findings":
+        p.add_argument("--format", metavar="NAME", help="only this stagewatch.format (gzip, zip, xz...)")
+        p.add_argument("--kind", choices=("alert", "event"), help="only alerts or only events")
+    if table in ("findings", "host_findings"):
+        p.add_argument("--min-severity", type=int, metavar="N", help="only severity N or above")
+    if table == "objects":
+        p.add_argument("--flow", metavar="ID", help="only the objects of this stored flow (flow id or its prefix)")
+    sorts = ("time", "severity") if table in ("findings", "host_findings") else ("time",)
+    p.add_argument("--limit", type=int, metavar="N", help="only the newest N (the most severe N with --sort severity)")
+    p.add_argument("--sort", default="time", choices=sorts, help="row order (default time, oldest first)")
+    _jsonl_option(p, "the records instead of a table")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,118 +172,119 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"stagewatch {__version__}")
     p.add_argument("--debug", action="store_true", help="log debug lines and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr; no tables")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help)")
 
     s = sub.add_parser(
         "scan",
-        help="scan staged files and folders",
+        help="scan captures, host-event files and staged files or folders",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to scan")
-    s.add_argument("--jsonl", metavar="FILE|-", help="also write findings as ECS JSON lines (- for stdout)")
-    s.add_argument("--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)")
-    s.add_argument("--no-db", action="store_true", help="do not write the store")
-    s.add_argument("--config", type=Path, metavar="FILE", help="TOML settings ([limits] table, sensitive_names...)")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="captures, host-event files, staged files or folders")
+    _jsonl_option(s, "findings and host findings")
+    _store_option(s, writes=True)
     s.add_argument("--engine", choices=engines.names(), help="rule engine (default yara-x)")
-    host = s.add_mutually_exclusive_group()
-    host.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
-    host.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
+    _host_options(s)
     _sensor_options(s)
-    s.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
-    s.add_argument("--flows", metavar="FILE|-", help="write one conn.log-like JSON line per flow")
-    s.add_argument(
-        "--objects", metavar="FILE|-", help="write one files.log-like JSON line per application object (HTTP body...)"
-    )
-    s.add_argument("--extract", type=Path, metavar="DIR", help="write carved members to DIR/<sha256[:2]>/<sha256>")
+    _network_outputs(s)
     s.add_argument("--tz", metavar="ZONE", help="zone of host-event times that carry none (default UTC)")
-    s.add_argument("--syslog", metavar="URL", help="also send findings as syslog: udp://, tcp:// or tls://HOST[:PORT]")
-    s.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
-    s.add_argument("--syslog-ca", metavar="FILE", help="CA bundle that signs the tls:// syslog server's certificate")
     s.add_argument("--segment-size", metavar="2G", help="plan captures into segments of this size (see `plan`)")
     s.add_argument("--group-by", metavar="sensor:REGEX|dir|file", help="how captures form per-sensor chains")
     s.add_argument("--read-ahead", type=int, metavar="N", help="files a segment reads ahead for its flows (1)")
     s.add_argument("--dask", metavar="ADDRESS", help="run the planned segments on a Dask scheduler (tcp://HOST:8786)")
-    s.add_argument("--raw-only", action="store_true", help="no application layer: scan every TCP stream as raw bytes")
     s.add_argument("--workers", type=int, default=1, metavar="N", help="processes, flows split by IP pair")
-    s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures as staged files")
+    s.add_argument("--as", dest="as_kind", choices=("file",), help="scan captures and logs as staged files")
 
-    f = sub.add_parser("findings", help="query the findings store")
-    f.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
-    f.add_argument("--since", metavar="15m|1h|2d|ISO", help="only findings at or after this time")
-    f.add_argument("--kind", choices=("alert", "event"))
-    f.add_argument("--limit", type=int)
-    f.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+    for name, table, what in (
+        ("findings", "findings", "query the stored findings (--host-findings: the host findings)"),
+        ("host-findings", "host_findings", "query the stored host findings (host-rule hits)"),
+        ("flows", "flows", "query the stored flows (conn.log-like)"),
+        ("objects", "objects", "query the stored application objects (files.log-like)"),
+    ):
+        q = sub.add_parser(name, help=what)
+        _query_options(q, table)
+        if name == "findings":
+            q.add_argument("--host-findings", action="store_true", help="the host findings instead")
 
     lv = sub.add_parser("live", help="capture from a SPAN/TAP interface (AF_PACKET) until SIGTERM")
-    lv.add_argument("--interface", "-i", required=True, metavar="IFACE")
+    lv.add_argument("--interface", "-i", required=True, metavar="IFACE", help="the interface to capture on")
     lv.add_argument("--bpf", metavar="EXPR", help="capture filter (tcpdump syntax, compiled by tcpdump)")
     lv.add_argument("--workers", type=int, default=1, metavar="N", help="processes sharing the interface by IP pair")
     lv.add_argument(
         "--stats-interval", default="60s", metavar="60s", help="how often each worker's counters are logged"
     )
-    lv.add_argument("--jsonl", metavar="FILE|-", help="also write findings as ECS JSON lines (SIGHUP reopens)")
-    lv.add_argument("--flows", metavar="FILE", help="write one conn.log-like JSON line per flow (SIGHUP reopens)")
-    lv.add_argument(
-        "--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)"
-    )
-    lv.add_argument("--no-db", action="store_true", help="do not write the store")
-    lv.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
-    lv.add_argument(
-        "--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)"
-    )
+    _jsonl_option(lv, "findings (SIGHUP reopens every output file)")
+    _store_option(lv, writes=True)
     _sensor_options(lv)
+    _network_outputs(lv)
 
     w = sub.add_parser("watch", help="watch staging folders; scan each file once it is complete")
-    w.add_argument("folders", nargs="+", metavar="FOLDER")
+    w.add_argument("folders", nargs="+", metavar="FOLDER", help="folders to watch (sub-folders included)")
     w.add_argument("--settle", default="2s", metavar="2s", help="quiet time before a file still open is scanned")
     w.add_argument("--scan-existing", action="store_true", help="scan what the folders hold before watching")
-    w.add_argument("--jsonl", metavar="FILE|-", help="also append findings as ECS JSON lines (- for stdout)")
-    w.add_argument("--db", default="stagewatch.db", metavar="URL|FILE", help="findings store (default ./stagewatch.db)")
-    w.add_argument("--no-db", action="store_true", help="do not write the store")
-    w.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
-    w.add_argument("--host", metavar="NAME", help="host.name for every file (default: this machine)")
-    w.add_argument("--host-from-path", metavar="REGEX", help="host.name from a capturing group of the path")
+    _jsonl_option(w, "findings")
+    _store_option(w, writes=True)
+    _host_options(w)
     _sensor_options(w)
 
     pl = sub.add_parser("plan", help="show how captures are chained and cut into segments")
-    pl.add_argument("paths", nargs="+", metavar="PATH")
-    pl.add_argument("--group-by", default="dir", metavar="sensor:REGEX|dir|file")
-    pl.add_argument("--segment-size", default="2G", metavar="2G")
-    pl.add_argument("--read-ahead", type=int, default=1, metavar="N")
-    pl.add_argument("--jsonl", metavar="FILE|-", help="write the segments as JSON lines instead of a table")
+    pl.add_argument("paths", nargs="+", metavar="PATH", help="captures or folders of captures")
+    pl.add_argument("--group-by", default="dir", metavar="sensor:REGEX|dir|file", help="how captures form chains")
+    pl.add_argument("--segment-size", default="2G", metavar="2G", help="bytes of captures per segment")
+    pl.add_argument("--read-ahead", type=int, default=1, metavar="N", help="files a segment reads ahead for its flows")
+    _jsonl_option(pl, "the segments instead of a table")
 
     c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
-    c.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    _store_option(c, writes=False)
     c.add_argument("--window", default="15m", metavar="15m|1h|900", help="time either side of an anchor")
     c.add_argument("--host-map", type=Path, metavar="FILE", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
-    c.add_argument("--jsonl", metavar="FILE|-", help="also write the incidents as JSON lines")
+    _jsonl_option(c, "the incidents")
     c.add_argument("--syslog", metavar="URL", help="also send the new incidents as syslog (udp://, tcp://, tls://)")
-    c.add_argument("--syslog-format", default="json", choices=("json", "leef"))
-    c.add_argument("--syslog-ca", metavar="FILE")
+    c.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
+    c.add_argument("--syslog-ca", metavar="FILE", help="CA bundle that signs the tls:// syslog server's certificate")
 
     i = sub.add_parser("incidents", help="query the stored incidents")
-    i.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    _store_option(i, writes=False)
     i.add_argument("--since", metavar="15m|1h|2d|ISO", help="only incidents starting at or after this time")
     i.add_argument("--host", metavar="NAME", help="only incidents on this host")
-    i.add_argument("--jsonl", metavar="FILE|-", help="write JSON lines instead of a table")
+    _jsonl_option(i, "the incidents instead of a table")
 
     pr = sub.add_parser("prune", help="delete what is older than a span; kept incidents keep their evidence")
     pr.add_argument("--older-than", required=True, metavar="30d", help="event-time age to delete (30d, 12h, 15m, s)")
-    pr.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    _store_option(pr, writes=False)
     pr.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
     pr.add_argument("--no-vacuum", action="store_true", help="do not reclaim space (SQLite VACUUM rewrites the file)")
 
     rp = sub.add_parser("report", help="write the store's incidents and findings as one self-contained HTML file")
-    rp.add_argument("--html", required=True, metavar="FILE", help="the report to write (nothing in it is fetched)")
+    out = rp.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", "-o", metavar="FILE|-", help="the HTML report to write (nothing in it is fetched)")
+    out.add_argument("--html", dest="output", metavar="FILE", help=argparse.SUPPRESS)  # before 0.2
     rp.add_argument("--since", metavar="15m|1h|7d|ISO", help="only what was seen at or after this time")
-    rp.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    _store_option(rp, writes=False)
 
-    ex = sub.add_parser("explain", help="one finding or incident: score, reasons and its evidence chain")
-    ex.add_argument("id", metavar="ID", help="event.id of a finding or host finding, or an incident id (8+ chars)")
-    ex.add_argument("--db", default="stagewatch.db", metavar="URL|FILE")
+    ex = sub.add_parser("explain", help="one finding, host finding, host event, flow or incident, and its evidence")
+    ex.add_argument(
+        "id",
+        metavar="ID",
+        help="an id as the tables and JSON lines show it, whole or its first 8+ characters: a finding, host finding, "
+        "incident, flow, object, host event key or an incident's evidence id",
+    )
+    _store_option(ex, writes=False)
+    ex.add_argument("--jsonl", metavar="FILE|-", help="write it as one JSON line instead of a tree")
     add_rules_parser(sub)
+    for parser in _all_subparsers(p):
+        _common(parser)
     return p
+
+
+def _all_subparsers(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser, nested ones (rules export) included."""
+    found: list[argparse.ArgumentParser] = []
+    for action in p._subparsers._group_actions if p._subparsers else ():  # noqa: SLF001
+        for child in dict.fromkeys(action.choices.values()):  # type: ignore[union-attr]
+            found.append(child)
+            found.extend(_all_subparsers(child))
+    return found
 
 
 def setup_logging(debug: bool, quiet: bool) -> None:
@@ -227,10 +309,12 @@ def _record_of(
         record = finding_record(item)
     elif isinstance(item, FlowRecord):
         record = flow_record(item)
+        record["event"]["id"] = flow_id_of(observer["name"], item.community_id, item.start)  # the store's id
     elif isinstance(item, HostFinding):
         record = host_finding_record(item)
     else:
         record = object_record(item)
+        record["event"]["id"], record["stagewatch"]["flow"]["id"] = object_ids(observer["name"], item)
     record["observer"] = observer
     return record
 
@@ -263,7 +347,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     settings = load_settings(
         a.config,
         engine=a.engine,
-        host=a.host,
+        host=_host_name(a),
         host_from_path=a.host_from_path,
         **_sensor_settings(a),
         home_net=home_net,
@@ -278,21 +362,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
     observer, tuner = _start(settings, stats)
     if settings.extract_dir is not None:
         MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before the scan
-    sinks: list[Any] = []
-    store = None
-    if a.jsonl:
-        sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
-    if a.flows:
-        sinks.append(JsonlSink(a.flows, FlowRecord))
-    if a.objects:
-        sinks.append(JsonlSink(a.objects, ObjectRecord))
-    if a.syslog:
-        sinks.append(SyslogSink(a.syslog, a.syslog_format, settings.observer, a.syslog_ca))
-    run_id = None
-    if not a.no_db:
-        store = FindingStore(a.db)
-        run_id = store.begin_run(settings.observer, sys.argv)
-        sinks.append(StoreSink(store, run_id, settings.observer))
+    sinks = _sinks(a, settings)
+    store, run_id = _open_run(a, settings, sinks)
+    directions: Counter[str] = Counter()
     shown: list[dict[str, Any]] = []
     started = time.monotonic()
     status = "ok"
@@ -326,6 +398,8 @@ def cmd_scan(a: argparse.Namespace) -> int:
                     continue
                 if isinstance(item, Finding | HostFinding):
                     item = tuner.apply(item, stats)
+                elif isinstance(item, FlowRecord):
+                    directions[item.direction] += 1
                 record = _record_of(item, observer)
                 for sink in sinks:
                     sink.write(item, record)
@@ -339,31 +413,59 @@ def cmd_scan(a: argparse.Namespace) -> int:
             sink.close()
         _end_run(store, run_id, tuner, stats, stats.as_dict(), status)
     elapsed = time.monotonic() - started
+    _no_home_net(directions, settings)
     if not a.quiet:
         if shown:
             console.out.print(console.findings_table(shown))
-        stored = next((s.inserted for s in sinks if isinstance(s, StoreSink)), None)
-        console.err.print(console.summary_table(stats, elapsed, stored))
+        sink = next((s for s in sinks if isinstance(s, StoreSink)), None)
+        stored, updated = (sink.inserted, sink.updated) if sink is not None else (None, 0)
+        console.err.print(console.summary_table(stats, elapsed, stored, updated))
     if stats.files == 0 and stats.packets == 0 and not stats.host["files"]:
         logger.error("nothing could be processed")
         return EXIT_NOTHING
     return EXIT_OK
 
 
-def cmd_findings(a: argparse.Namespace) -> int:
-    since = parse_since(a.since, time.time()) if a.since else None
-    with FindingStore(a.db) as store:
-        records = store.findings(since=since, kind=a.kind, limit=a.limit)
-        if a.jsonl:
-            sink = sys.stdout if a.jsonl == "-" else open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
-            try:
-                for r in records:
-                    sink.write(dumps(r) + "\n")
-            finally:
-                if sink is not sys.stdout:
-                    sink.close()
-        else:
-            console.out.print(console.findings_table(records))
+def _query(a: argparse.Namespace) -> Query:
+    now = time.time()
+    return Query(
+        since=parse_since(a.since, now) if a.since else None,
+        until=parse_since(a.until, now, "--until") if a.until else None,
+        kind=getattr(a, "kind", None),
+        host=a.host,
+        ip=a.ip,
+        format=getattr(a, "format", None),
+        sha256=getattr(a, "sha256", None),
+        community_id=a.community_id,
+        protocol=getattr(a, "protocol", None),
+        min_severity=getattr(a, "min_severity", None),
+        flow=getattr(a, "flow", None),
+        limit=a.limit,
+        sort=a.sort,
+    )
+
+
+QUERY_TABLES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], Any]]] = {
+    "findings": ("findings", lambda rs: console.findings_table(rs, sort=False)),
+    "host-findings": ("host_findings", console.host_findings_table),
+    "flows": ("flows", console.flows_table),
+    "objects": ("objects", console.objects_table),
+}
+
+
+def cmd_query(a: argparse.Namespace) -> int:
+    """`findings`, `host-findings`, `flows`, `objects`: the stored records that pass the filters."""
+    command = "host-findings" if getattr(a, "host_findings", False) else a.command
+    table, render = QUERY_TABLES[command]
+    q = _query(a)
+    with FindingStore(a.db, create=False) as store:
+        records = store.query(table, q)
+    if a.jsonl:
+        write_lines(a.jsonl, records, a.truncate)
+    elif not a.quiet:
+        console.out.print(render(records))
+        if not records:
+            console.err.print(f"no {command.replace('-', ' ')} in {store.where} pass these filters", highlight=False)
     return EXIT_OK
 
 
@@ -377,21 +479,43 @@ def _duration(text: str, flag: str = "--window") -> float:
         raise ValueError(f"{flag} {text!r}: expected 15m, 1h, 30s or seconds") from None
 
 
-def _write_lines(target: str, records: list[dict[str, Any]]) -> None:
-    sink = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")  # noqa: SIM115
-    try:
-        for r in records:
-            sink.write(dumps(r) + "\n")
-    finally:
-        if sink is not sys.stdout:
-            sink.close()
+def _sinks(a: argparse.Namespace, settings: Settings) -> list[Any]:
+    """The file and syslog sinks scan and live share: JSON lines append unless --truncate."""
+    sinks: list[Any] = []
+    for target, kind in ((a.jsonl, (Finding, HostFinding)), (a.flows, FlowRecord), (a.objects, ObjectRecord)):
+        if target:
+            sinks.append(JsonlSink(target, kind, a.truncate))
+    if a.syslog:
+        sinks.append(SyslogSink(a.syslog, a.syslog_format, settings.observer, a.syslog_ca))
+    return sinks
+
+
+def _open_run(a: argparse.Namespace, settings: Settings, sinks: list[Any]) -> tuple[FindingStore | None, int | None]:
+    """The store and this run's row (unless --no-db); its sink joins `sinks`."""
+    if a.no_db:
+        return None, None
+    store = FindingStore(a.db)
+    run_id = store.begin_run(settings.observer, sys.argv)
+    sinks.append(StoreSink(store, run_id, settings.observer))
+    return store, run_id
+
+
+def _no_home_net(directions: Counter[str], settings: Settings) -> None:
+    """Said once: when no flow touched home_net, every network finding is an event by construction."""
+    if directions and set(directions) == {"external"}:
+        logger.warning(
+            "none of the {} flows has an end in home_net ({}): nothing is outbound, so every network finding is "
+            "an event; give --home-net the capture's internal ranges",
+            sum(directions.values()),
+            ", ".join(settings.home_net),
+        )
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
     segments = plan(a.paths, a.group_by, parse_size(a.segment_size), a.read_ahead)
     records = [asdict(seg) for seg in segments]
     if a.jsonl:
-        _write_lines(a.jsonl, records)
+        write_lines(a.jsonl, records, a.truncate)
     else:
         for r in records:
             console.out.print(
@@ -409,15 +533,15 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     if a.host_map:
         hosts.load(a.host_map)
     window = _duration(a.window)
-    with FindingStore(a.db) as store:
+    with FindingStore(a.db, create=False) as store:
         loaded = load(store, hosts)
         found = Correlator(hosts, window).run(loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows)
         records = [incident_record(i) for i in found]
-        new = store.add_incidents(
+        done = store.replace_incidents(
             (i.incident_id, i.start, i.end, i.host, i.score, dumps(r)) for i, r in zip(found, records, strict=True)
         )
     if a.jsonl:
-        _write_lines(a.jsonl, records)
+        write_lines(a.jsonl, records, a.truncate)
     if a.syslog:
         sink = SyslogSink(a.syslog, a.syslog_format, "", a.syslog_ca)
         for inc, rec in zip(found, records, strict=True):
@@ -425,8 +549,10 @@ def cmd_correlate(a: argparse.Namespace) -> int:
         sink.close()
     if not a.quiet:
         console.out.print(console.incidents_table(records))
+        changed = f", {done.updated} changed, {done.withdrawn} withdrawn" if done.updated or done.withdrawn else ""
         console.err.print(
-            f"{len(found)} incidents ({new} new) from {len(loaded.transfers)} network and {len(loaded.staged)} file "
+            f"{len(found)} incidents ({done.new} new{changed}) from {len(loaded.transfers)} network and "
+            f"{len(loaded.staged)} file "
             f"findings, {len(loaded.hits)} host findings, {len(loaded.events)} host events, {len(loaded.flows)} flows"
         )
     return EXIT_OK
@@ -455,10 +581,15 @@ def cmd_live(a: argparse.Namespace) -> int:
         a.config,
         home_net=home_net,
         **_sensor_settings(a),
+        app_layer=False if a.raw_only else None,
+        objects=True if a.objects else None,
+        extract_dir=a.extract,
     )
     HomeNet(settings.home_net)
     stats = RunStats()
     observer, tuner = _start(settings, stats)
+    if settings.extract_dir is not None:
+        MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before capture
     job = LiveJob(a.interface, settings, a.bpf, a.workers, _duration(a.stats_interval, "--stats-interval"))
     ctx = mp.get_context("fork")
     stop, reloads = ctx.Event(), ctx.Value("i", 0)
@@ -472,16 +603,8 @@ def cmd_live(a: argparse.Namespace) -> int:
             reloads.value += 1  # the workers recompile the rules at their next frame
 
     signal.signal(signal.SIGHUP, on_hup)
-    sinks: list[Any] = []
-    if a.jsonl:
-        sinks.append(JsonlSink(a.jsonl, (Finding, HostFinding)))
-    if a.flows:
-        sinks.append(JsonlSink(a.flows, FlowRecord))
-    store, run_id = None, None
-    if not a.no_db:
-        store = FindingStore(a.db)
-        run_id = store.begin_run(settings.observer, sys.argv)
-        sinks.append(StoreSink(store, run_id, settings.observer))
+    sinks = _sinks(a, settings)
+    store, run_id = _open_run(a, settings, sinks)
     prune_due = _retention(store, settings.retention, a.quiet)  # on this thread, the StoreSink's: never beside it
     prune_due()
     latest: dict[int, WorkerStats] = {}
@@ -530,7 +653,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
     settings = load_settings(
         a.config,
-        host=a.host,
+        host=_host_name(a),
         host_from_path=a.host_from_path,
         **_sensor_settings(a),
     )
@@ -545,9 +668,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
     run_id = store.begin_run(settings.observer, sys.argv) if store is not None else None
     prune_due = _retention(store, settings.retention, a.quiet)  # at start, then after a file once a day is up
     prune_due()
-    out = None
-    if a.jsonl:
-        out = sys.stdout if a.jsonl == "-" else open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
+    out = open_lines(a.jsonl, a.truncate) if a.jsonl else None
     status = "ok"
     try:
         for path, found in watch_inputs(a.folders, settings, stats, stop, settle, a.scan_existing):
@@ -559,7 +680,7 @@ def cmd_watch(a: argparse.Namespace) -> int:
             if hup.is_set() and out is not None and out is not sys.stdout:
                 hup.clear()
                 out.close()
-                out = open(a.jsonl, "a", encoding="utf-8")  # noqa: SIM115
+                out = open_lines(a.jsonl)
             for f, r in zip(found, records, strict=True):
                 if out is not None:
                     out.write(dumps(r) + "\n")
@@ -577,10 +698,10 @@ def cmd_watch(a: argparse.Namespace) -> int:
 
 def cmd_incidents(a: argparse.Namespace) -> int:
     since = parse_since(a.since, time.time()) if a.since else None
-    with FindingStore(a.db) as store:
+    with FindingStore(a.db, create=False) as store:
         records = store.incident_records(since=since, host=a.host)
     if a.jsonl:
-        _write_lines(a.jsonl, records)
+        write_lines(a.jsonl, records, a.truncate)
     else:
         console.out.print(console.incidents_table(records))
     return EXIT_OK
@@ -591,7 +712,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     age = _duration(a.older_than, "--older-than")
     if not 0 < age < float("inf"):  # a negative span would put the cutoff in the future: delete everything
         raise ValueError(f"--older-than {a.older_than!r}: expected a positive span such as 30d, 12h or seconds")
-    with FindingStore(a.db) as store:
+    with FindingStore(a.db, create=False) as store:
         size = store.file_size()
         result = store.prune(time.time() - age, dry_run=a.dry_run)
         if not (a.dry_run or a.no_vacuum):
@@ -627,12 +748,16 @@ def _retention(store: FindingStore | None, keep: float | None, quiet: bool) -> C
 def cmd_report(a: argparse.Namespace) -> int:
     now = time.time()
     since = parse_since(a.since, now) if a.since else None
-    with FindingStore(a.db) as store:
-        data = report.collect(store, since, now)
-    report.write_report(a.html, report.render(data))
+    with FindingStore(a.db, create=False) as store:
+        data = report.collect(store, since, now, a.since)
+    html = report.render(data)
+    if a.output == "-":
+        sys.stdout.write(html)
+    else:
+        report.write_report(a.output, html)
     if not a.quiet:
         console.err.print(
-            f"{a.html}: {len(data.incidents)} incidents, {len(data.findings)} findings, "
+            f"{a.output}: {len(data.incidents)} incidents, {len(data.findings)} findings, "
             f"{len(data.host_findings)} host findings",
             highlight=False,
         )
@@ -640,8 +765,11 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
-    with FindingStore(a.db) as store:
-        console.out.print(explain(store, a.id))
+    with FindingStore(a.db, create=False) as store:
+        if a.jsonl:
+            write_lines(a.jsonl, [explaining.explain_record(store, a.id)])
+        else:
+            console.out.print(explaining.explain(store, a.id))
     return EXIT_OK
 
 
@@ -656,7 +784,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "prune": cmd_prune,
     "report": cmd_report,
     "explain": cmd_explain,
-}  # `findings` and anything else: the findings query
+    "findings": cmd_query,
+    "host-findings": cmd_query,
+    "flows": cmd_query,
+    "objects": cmd_query,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,8 +796,11 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     setup_logging(a.debug, a.quiet)
     try:
-        return COMMANDS.get(a.command, cmd_findings)(a)
-    except (ConfigError, RuleError, StoreError, InputError) as e:
+        return COMMANDS[a.command](a)
+    except ConfigError as e:  # a flag's value is a usage error; a config file's is an input error
+        logger.error("{}", e)
+        return EXIT_USAGE if e.where.startswith("--") else EXIT_NOTHING
+    except (RuleError, StoreError, InputError) as e:
         logger.error("{}", e)
         return EXIT_NOTHING
     except ValueError as e:  # bad flag values (--since, --host-from-path)

@@ -138,7 +138,7 @@ class Settings:
     engine: str = "yara-x"
     observer: str = field(default_factory=socket.gethostname)
     observer_ip: tuple[str, ...] = field(default_factory=lambda: local_addresses())  # --observer-ip
-    host: str | None = None  # --host
+    host: str | None = None  # --host-name
     host_from_path: str | None = None  # --host-from-path REGEX (group 1 or 'host')
     sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
     home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
@@ -148,7 +148,7 @@ class Settings:
     suppress: Path | None = None  # --suppress FILE: suppression entries and thresholds (YAML)
     cache_dir: Path | None = None  # compiled-rule cache; None = ~/.cache/stagewatch
     app_layer: bool = True  # parse HTTP/SMTP/FTP into objects; False scans every stream raw (--raw-only)
-    objects: bool = False  # produce an ObjectRecord per application object (--objects)
+    objects: bool = False  # produce an ObjectRecord per application object (--objects; stored, queryable)
     extract_dir: Path | None = None  # --extract DIR: carved members written by sha256
     tz: str = "UTC"  # --tz: the zone of host-event timestamps that carry none (QRadar EventTime)
     retention: float | None = None  # seconds ("30d" in TOML): live/watch prune older rows daily; None keeps all
@@ -177,7 +177,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     for key in ("sensitive_names", "home_net"):
         if key in data:
             data[key] = tuple(data[key])
-    for key in ("rules_dir", "cache_dir", "host_rules_dir", "user_rules", "suppress"):
+    for key in ("rules_dir", "cache_dir", "host_rules_dir", "user_rules", "suppress", "extract_dir"):
         if key in data:
             data[key] = Path(data[key])
     if "retention" in data:

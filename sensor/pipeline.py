@@ -35,7 +35,7 @@ from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
-from sensor.model import Finding, HostEvent, HostFinding, Packet, SegmentDone
+from sensor.model import Buffer, Finding, HostEvent, HostFinding, Packet, SegmentDone
 from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
@@ -86,9 +86,8 @@ def scan_inputs(
     """Findings, ended flows, application objects and host events from every input of the job, as they come."""
     settings = job.settings
     tz = zone(settings.tz)
-    keep = MemberFiles(settings.extract_dir, stats).put if settings.extract_dir else None
-    detector = Detector(settings, stats, keep_member=keep)
-    namer = HostNamer(settings.host, settings.host_from_path)
+    detector = _detector(settings, stats)
+    namer = HostNamer(settings.host, settings.host_from_path, stats)
     net: NetScanner | None = None
     rules: HostRules | None = None
     mine, shards = job.shard
@@ -121,6 +120,16 @@ def scan_inputs(
             yield from net.finish()
     finally:
         detector.close()
+
+
+def _keeper(settings: Settings, stats: RunStats) -> Callable[[str, Buffer], None] | None:
+    """--extract: where carved members go (DIR/<sha256[:2]>/<sha256>), counted in `stats`."""
+    return MemberFiles(settings.extract_dir, stats).put if settings.extract_dir else None
+
+
+def _detector(settings: Settings, stats: RunStats) -> Detector:
+    """A detector for scan, watch and live alike: --extract applies wherever members are carved."""
+    return Detector(settings, stats, keep_member=_keeper(settings, stats))
 
 
 def zone(name: str) -> dt.tzinfo:
@@ -260,8 +269,8 @@ def watch_inputs(
 
     `existing`: scan what the folders already hold first. Returns once `stop` is set.
     """
-    detector = Detector(settings, stats)
-    namer = HostNamer(settings.host, settings.host_from_path)
+    detector = _detector(settings, stats)
+    namer = HostNamer(settings.host, settings.host_from_path, stats)
     watcher = Watcher(folders, settle)  # validates the folders before anything is scanned
     try:
         if existing:
@@ -312,7 +321,7 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, r
         queue.put(("failed", f"worker {worker}: {type(e).__name__}: {e}", stats))
         return
     queue.put(("ready", worker))
-    detector = Detector(job.settings, stats)
+    detector = _detector(job.settings, stats)
     net = NetScanner(job.settings, detector, stats)
     last = time.monotonic()
     generation = reloads.value
@@ -434,6 +443,7 @@ def segment_task(seg: PlannedSegment, settings: Settings) -> tuple[list[Result],
             _DETECTORS.pop(next(iter(_DETECTORS))).close()
         detector = _DETECTORS[settings] = Detector(settings, stats)
     detector.stats = stats
+    detector.keep_member = _keeper(settings, stats)
     for path in (*seg.files, *seg.read_back, *seg.read_ahead):
         if not os.path.exists(path):
             raise InputError(path, "missing: every worker must see the same paths (a shared file system)")

@@ -71,7 +71,14 @@ class Sensor:
     """`stagewatch live` inside the namespace, writing JSON lines and a store."""
 
     def __init__(
-        self, ns: str, tmp: Path, cache: Path, workers: int = 1, config: Path | None = None, bpf: str | None = None
+        self,
+        ns: str,
+        tmp: Path,
+        cache: Path,
+        workers: int = 1,
+        config: Path | None = None,
+        bpf: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.jsonl, self.db = tmp / f"live-{workers}.jsonl", tmp / f"live-{workers}.db"
         cfg = config or tmp / "sw.toml"
@@ -81,6 +88,7 @@ class Sensor:
         cmd += ["--jsonl", str(self.jsonl), "--db", str(self.db), "--config", str(cfg), "--stats-interval", "1s"]
         if bpf:
             cmd += ["--bpf", bpf]
+        cmd += extra
         self.err = open(tmp / f"live-{workers}.err", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stderr=self.err, cwd=ROOT)
         deadline = time.monotonic() + 60

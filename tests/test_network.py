@@ -1014,6 +1014,7 @@ def test_flows_output(tmp_path, rule_cache):
     assert len(records) == 5
     for r in records.values():  # checked apart, in test_flow_duration_is_exact
         del r["event"]["duration"]
+        assert uuid.UUID(r["event"].pop("id")).version == 5  # the store's flow id: `objects --flow` takes it
         assert r.pop("observer")["ip"] == ["10.0.0.2"]
 
     def expected(conv_pkts, c, cp, s, sp, proto, direction, end, counted=None, gaps=(0, 0), sni=None) -> dict:

@@ -214,7 +214,7 @@ def test_observer_name_and_ip_on_every_record(tree, tmp_path, capsys):
     assert stored and all(r["observer"]["ip"] == ["10.9.8.7", "fd00::1"] for r in stored)
     code, _, err = run_cli([*args, "--observer-ip", "10.9.8.300"], capsys)
     last = err.strip().splitlines()[-1]
-    assert code == 1 and last.endswith(
+    assert code == 2 and last.endswith(  # a bad flag value is a usage error
         "--observer-ip: observer_ip: '10.9.8.300' does not appear to be an IPv4 or IPv6 address"
     )
     cfg = tmp_path / "sw.toml"

@@ -76,6 +76,7 @@ def test_plain_path_creates_tables_and_one_version_row(db_path: Path) -> None:
         "host_events",
         "host_findings",
         "incidents",
+        "objects",
         "segments",
     }
     assert versions == [(SCHEMA_VERSION,)]
@@ -354,7 +355,9 @@ def test_insert_ignores_duplicates_on_postgresql() -> None:
 def test_postgresql_round_trip(pg_url: str) -> None:
     with FindingStore(pg_url) as s:
         with s._engine.begin() as conn:  # a clean slate: the tests own this database
-            conn.execute(text("TRUNCATE findings, flows, host_findings, host_events, incidents, segments, runs"))
+            conn.execute(
+                text("TRUNCATE findings, flows, objects, host_findings, host_events, incidents, segments, runs")
+            )
         run = s.begin_run("sensor-a", ["scan"])
         rows = [make_row("c", 30.0), make_row("a", 30.0), make_row("b", 10.0, kind="event")]
         assert s.add(run, rows) == 3

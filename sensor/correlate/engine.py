@@ -52,6 +52,7 @@ class Group:
     """An incident being built."""
 
     host: str | None
+    anchors: set[str] = field(default_factory=set)  # the alerts (or encrypted flows) the incident was built from
     evidence: dict[str, Evidence] = field(default_factory=dict)
     kinds: set[str] = field(default_factory=set)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class Group:
             self.process = (rank, image, cmd, pid, user)
 
     def merge(self, other: Group) -> None:
+        self.anchors |= other.anchors
         self.evidence.update(other.evidence)
         self.kinds |= other.kinds
         self.reasons.update(other.reasons)
@@ -136,7 +138,7 @@ class Correlator:
     # -- anchors ------------------------------------------------------------------------------
     def _transfer(self, t, conns, creates, by_sha, by_host, hits_by_host) -> Group:  # type: ignore[no-untyped-def]
         host = self.hosts.host_of(None, t.src)
-        g = Group(host)
+        g = Group(host, {t.ref})
         g.ips.add(t.src)
         g.dests.add(f"{t.dst}:{t.dport}")
         g.techniques.add(EXFIL.get(t.protocol, "T1048"))
@@ -173,7 +175,7 @@ class Correlator:
         return g
 
     def _staged(self, s: Staged, creates, hits_by_host) -> Group:  # type: ignore[no-untyped-def]
-        g = Group(short(s.host))
+        g = Group(short(s.host), {s.ref})
         g.add(_staged_evidence(s), "staged_file", "staged_alert")
         g.files.add(s.path)
         for c in creates.get((g.host, _base(s.path)), ()):
@@ -192,7 +194,7 @@ class Correlator:
         ]
         if not fits:
             return None
-        g = Group(host)
+        g = Group(host, {f.ref})
         g.ips.add(f.src)
         g.dests.add(f"{f.dst}:{f.dport}")
         g.techniques.add("T1567" if f.dport == 443 else "T1048")
@@ -222,13 +224,14 @@ class Correlator:
     # -- output -------------------------------------------------------------------------------
     def _incident(self, g: Group) -> Incident:
         ev = sorted(g.evidence.values(), key=lambda e: (e.ts, e.ref))
-        refs = sorted(g.evidence)
         host = g.host
         display = self.hosts.display.get(host or "", host)
         ips = set(g.ips) | self.hosts.ips_of.get(host or "", set())
         _, image, cmd, pid, user = g.process
         return Incident(
-            incident_id=str(uuid.uuid5(INCIDENT_NS, "|".join(refs))),
+            # From the first anchor, not the whole evidence list: correlating again with another window (more
+            # or fewer host events joined) re-derives the same incident, which replaces it in the store.
+            incident_id=str(uuid.uuid5(INCIDENT_NS, min(g.anchors))),
             host=display,
             host_ips=tuple(sorted(ips)),
             start=ev[0].ts,

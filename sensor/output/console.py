@@ -55,15 +55,35 @@ class ScanProgress:
 TABLE_ROWS = 40  # a terminal table of thousands of rows helps nobody (and cost a quarter of a run)
 
 
-def findings_table(records: Iterable[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
-    """One row per finding, alerts first by severity, at most `limit` rows: kind, severity, format,
-    where, size, what is inside, why."""
-    records = sorted(records, key=lambda r: (r["event"]["kind"] != "alert", -r["event"]["severity"]))
+def endpoint(ip: str | None, port: int | None) -> str:
+    """An address and port as analysts write them: 10.0.0.1:80, [2001:db8::1]:80."""
+    if not ip:
+        return "?"
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{port}" if port is not None else host
+
+
+def short_id(r: dict[str, Any]) -> str:
+    """The first 8 characters of a record's id: what `explain` accepts."""
+    return str((r.get("event") or {}).get("id") or r.get("id") or "")[:8]
+
+
+def when(r: dict[str, Any]) -> str:
+    return str(r.get("@timestamp") or "")[:19].replace("T", " ")
+
+
+def findings_table(records: Iterable[dict[str, Any]], limit: int = TABLE_ROWS, sort: bool = True) -> Table:
+    """One row per finding, at most `limit` rows (alerts first by severity unless `sort` is False): the id
+    `explain` takes, time, kind, severity, format, host or source > destination, size, what is inside, why."""
+    records = list(records)
+    if sort:
+        records.sort(key=lambda r: (r["event"]["kind"] != "alert", -r["event"]["severity"]))
     hidden = max(0, len(records) - limit)
     records = records[:limit]
     caption = f"{hidden} more findings in the JSON lines and the store" if hidden else None
     t = Table(title="stagewatch findings", caption=caption, show_lines=False, expand=False)
-    for col in ("kind", "sev", "format", "path", "offset", "size", "inside", "reasons"):
+    for col in ("id", "time", "kind", "sev", "format", "host / path", "source > destination", "size", "inside",
+                "reasons"):  # fmt: skip
         t.add_column(col, overflow="fold")
     for r in records:
         sw = r["stagewatch"]
@@ -76,12 +96,16 @@ def findings_table(records: Iterable[dict[str, Any]], limit: int = TABLE_ROWS) -
         enc = "+".join(sw.get("encoding") or [])
         fmt = sw["format"] + (f" ({enc})" if enc else "") + (f" [{','.join(flags)}]" if flags else "")
         style = "bold red" if r["event"]["kind"] == "alert" else None
+        host = (r.get("host") or {}).get("name") or ""
+        path = (r.get("file") or {}).get("path")
         cells = (
+            short_id(r),
+            when(r),
             r["event"]["kind"],
             str(r["event"]["severity"]),
             fmt,
-            r.get("file", {}).get("path") or _flow(r),
-            str(sw["offset"]),
+            f"{host} {path}".strip() if path else host,
+            _flow(r) if r.get("source") else "",
             str(r["file"]["size"]),
             inside,
             ", ".join(sw.get("reasons", [])),
@@ -94,13 +118,88 @@ def _flow(r: dict[str, Any]) -> str:
     src, dst = r.get("source", {}), r.get("destination", {})
     net = r.get("network", {})
     where = r.get("stagewatch", {}).get("source", {})
+    packet = f" (packet {where['packet']})" if where.get("packet") is not None else ""
+    proto = net.get("protocol") or net.get("transport") or ""
     return (
-        f"{src.get('ip')}:{src.get('port')} > {dst.get('ip')}:{dst.get('port')} {net.get('direction', '')} "
-        f"(packet {where.get('packet')})"
-    )
+        f"{endpoint(src.get('ip'), src.get('port'))} > {endpoint(dst.get('ip'), dst.get('port'))} "
+        f"{proto} {net.get('direction', '')}{packet}"
+    ).replace("  ", " ")
 
 
-def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
+def host_findings_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
+    """One row per host finding: id, time, host, severity, rule label and operation, process, command line."""
+    t = Table(title="stagewatch host findings")
+    for col in ("id", "time", "host", "sev", "rule", "process", "command line / file"):
+        t.add_column(col, overflow="fold")
+    for r in records[:limit]:
+        sw = r.get("stagewatch", {})
+        proc = r.get("process", {})
+        target = (r.get("file") or {}).get("path") or ""
+        cells = (
+            short_id(r),
+            when(r),
+            (r.get("host") or {}).get("name") or "?",
+            str(r.get("event", {}).get("severity", "")),
+            f"{sw.get('label') or (r.get('rule') or {}).get('name') or ''} ({sw.get('operation', '')})",
+            str(proc.get("executable") or ""),
+            str(proc.get("command_line") or target)[:200],
+        )
+        t.add_row(*(escape(c) for c in cells))
+    if len(records) > limit:
+        t.caption = f"first {limit} of {len(records)}; all of them with --jsonl"
+    return t
+
+
+def flows_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
+    """One row per flow: id (`objects --flow` takes it), community id, start, client > server, protocol,
+    direction, bytes each way, end."""
+    t = Table(title="stagewatch flows")
+    for col in ("id", "community id", "start", "client > server", "proto", "direction", "bytes out/in", "end reason"):
+        t.add_column(col, overflow="fold")
+    for r in records[:limit]:
+        src, dst, net = r.get("source", {}), r.get("destination", {}), r.get("network", {})
+        flow = r.get("stagewatch", {}).get("flow", {})
+        cells = (
+            short_id(r),
+            str(net.get("community_id", "")),
+            when(r),
+            f"{endpoint(src.get('ip'), src.get('port'))} > {endpoint(dst.get('ip'), dst.get('port'))}",
+            str(net.get("protocol") or net.get("transport") or ""),
+            str(net.get("direction", "")),
+            f"{src.get('bytes', 0)}/{dst.get('bytes', 0)}",
+            str(flow.get("end_reason", "")),
+        )
+        t.add_row(*(escape(c) for c in cells))
+    if len(records) > limit:
+        t.caption = f"first {limit} of {len(records)}; all of them with --jsonl"
+    return t
+
+
+def objects_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
+    """One row per application object: time, flow, protocol, name, size, type, layers, sha256."""
+    t = Table(title="stagewatch objects")
+    for col in ("id", "time", "source > destination", "proto", "name", "size", "mime", "layers", "sha256"):
+        t.add_column(col, overflow="fold")
+    for r in records[:limit]:
+        src, dst, f = r.get("source", {}), r.get("destination", {}), r.get("file", {})
+        cells = (
+            short_id(r),
+            when(r),
+            f"{endpoint(src.get('ip'), src.get('port'))} > {endpoint(dst.get('ip'), dst.get('port'))}",
+            str(r.get("network", {}).get("protocol", "")),
+            str(f.get("name") or ""),
+            str(f.get("size", "")),
+            str(f.get("mime_type") or ""),
+            "+".join(r.get("stagewatch", {}).get("encoding") or []),
+            str((f.get("hash") or {}).get("sha256", ""))[:16],
+        )
+        t.add_row(*(escape(c) for c in cells))
+    if len(records) > limit:
+        t.caption = f"first {limit} of {len(records)}; all of them with --jsonl"
+    return t
+
+
+def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: int = 0) -> Table:
     """The end-of-run counts: inputs, findings, verification, limits, skips and errors."""
     t = Table(title="scan summary", show_header=False)
     t.add_column("what")
@@ -110,7 +209,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
         t.add_row("files scanned", f"{stats.files} ({mb:.1f} MB, {mb / max(seconds, 1e-9):.1f} MB/s)")
     t.add_row("findings (alerts)", f"{stats.findings} ({stats.alerts})")
     if stored is not None:
-        t.add_row("new in store", str(stored))
+        t.add_row("new in store", f"{stored}" + (f" ({updated} stored earlier, judged anew)" if updated else ""))
     if stats.captures:
         t.add_row(
             "captures",
@@ -140,13 +239,14 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None) -> Table:
 def incidents_table(records: list[dict[str, Any]]) -> Table:
     """One row per incident: when, host, score, process, what left and where to."""
     t = Table(title="stagewatch incidents")
-    for col in ("start", "host", "score", "process", "files", "to", "kinds"):
+    for col in ("id", "start", "host", "score", "process", "files", "to", "kinds"):
         t.add_column(col, overflow="fold")
     for r in records[:TABLE_ROWS]:
         inc = r["stagewatch"]["incident"]
         proc = r.get("process", {})
         t.add_row(
-            r["@timestamp"][:19].replace("T", " "),
+            short_id(r),
+            when(r),
             r.get("host", {}).get("name") or "?",
             str(inc["score"]),
             f"{proc.get('executable', '')} {proc.get('pid', '')}".strip(),

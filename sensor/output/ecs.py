@@ -65,6 +65,11 @@ def finding_record(f: Finding) -> dict[str, Any]:
         "limits": [{"limit": str(h.limit), "value": h.value} for h in m.limits],
         "reasons": list(f.reasons),
     }
+    if m.checksum_failures is not None:
+        # which archive entries made `checksum` bad: the first few names, how many failed, how many were checked
+        sw["checksum_failed"] = list(m.checksum_failures.names)
+        sw["checksum_failed_count"] = m.checksum_failures.count
+        sw["checksum_checked"] = m.checksum_failures.checked
     if f.encoding_offset is not None:
         sw["encoding_offset"] = f.encoding_offset
     if inner is not None:
@@ -73,6 +78,13 @@ def finding_record(f: Finding) -> dict[str, Any]:
         )
     if f.content_rules:
         sw.setdefault("inner", {})["rules"] = list(f.content_rules)
+    if f.streams is not None:
+        # a container's by-design members folded into this one record (count, per format, bytes)
+        sw["streams"] = {
+            "count": f.streams.count,
+            "formats": {str(fmt): n for fmt, n in f.streams.formats},
+            "bytes": f.streams.bytes,
+        }
     sw.update(tuned_fields(f.tuned))
     extras = {"stored_name": m.stored_name, "writer": m.writer, "detail": m.detail}
     if m.header_mtime:
@@ -86,6 +98,7 @@ def finding_record(f: Finding) -> dict[str, Any]:
             "category": ["file"],
             "type": ["info"],
             "module": "stagewatch",
+            "dataset": "stagewatch.finding",
             "severity": f.severity,
             "created": iso(f.created),
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any, ClassVar, TextIO
 
 from sensor.errors import InputError
@@ -15,20 +16,43 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
+def open_lines(target: str, truncate: bool = False) -> TextIO:
+    """A JSON lines file to append to (or rewrite with `truncate`); `-` is stdout. InputError names the file."""
+    if target == "-":
+        return sys.stdout
+    try:
+        return open(target, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
+
+
+def write_lines(target: str, records: Iterable[dict[str, Any]], truncate: bool = False) -> int:
+    """Append (or rewrite) `records` as JSON lines to a file or stdout; returns how many were written."""
+    f = open_lines(target, truncate)
+    n = 0
+    try:
+        for r in records:
+            f.write(dumps(r) + "\n")
+            n += 1
+        f.flush()
+    finally:
+        if f is not sys.stdout:
+            f.close()
+    return n
+
+
 @sinks.register("jsonl")
 class JsonlSink:
-    """`--jsonl`, `--flows` or `--objects FILE|-`: one kind of record; FILE is rewritten, `-` is stdout."""
+    """`--jsonl`, `--flows` or `--objects FILE|-`: one kind of record appended to FILE (a restarted sensor
+    never wipes what a shipper has not sent yet), or rewritten with `truncate`; `-` is stdout."""
 
     name: ClassVar[str] = "jsonl"
 
-    def __init__(self, target: str, kind: type | tuple[type, ...] = Finding) -> None:
+    def __init__(self, target: str, kind: type | tuple[type, ...] = Finding, truncate: bool = False) -> None:
         self.kind = kind
         self._target = target
         self._own = target != "-"
-        try:
-            self._f: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
-        except OSError as e:
-            raise InputError(target, f"cannot write JSON lines: {e.strerror or e}") from None
+        self._f: TextIO = open_lines(target, truncate)
 
     def write(self, item: object, record: dict[str, Any]) -> None:
         if not isinstance(item, self.kind):

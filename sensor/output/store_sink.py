@@ -5,20 +5,39 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding
+from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
-from sensor.store.db import FindingRow, FindingStore, FlowRow
+from sensor.store.db import FindingRow, FindingStore, FlowRow, ObjectRow
 
 BATCH = 200
 
 
 FLOW_NS = uuid.UUID("0b1f4a52-3c0e-5f6a-8d1e-7a2b9c4d5e60")
+OBJECT_NS = uuid.UUID("6a0c2f3e-9b1d-5e47-a8c2-41f0d7e3b9a5")
+
+
+def flow_id_of(observer: str, community_id: str, start: float) -> str:
+    """The store's id of a flow: its sensor, community ID and first-packet time (µs)."""
+    return str(uuid.uuid5(FLOW_NS, f"{observer}|{community_id}|{int(start * 1e6)}"))
 
 
 def flow_row(observer: str, r: FlowRecord, record: dict[str, Any]) -> FlowRow:
-    flow_id = uuid.uuid5(FLOW_NS, f"{observer}|{r.community_id}|{int(r.start * 1e6)}")
-    return FlowRow(str(flow_id), r.community_id, r.start, r.end, r.src, r.dst, r.bytes[0], r.bytes[1], dumps(record))
+    flow_id = flow_id_of(observer, r.community_id, r.start)
+    return FlowRow(flow_id, r.community_id, r.start, r.end, r.src, r.dst, r.bytes[0], r.bytes[1], dumps(record))
+
+
+def object_ids(observer: str, r: ObjectRecord) -> tuple[str, str]:
+    """(object id, flow id): an object is keyed by its flow, direction, index, layers and hash (stored once)."""
+    o = r.origin
+    flow_id = flow_id_of(observer, o.community_id, o.flow_start)
+    key = f"{flow_id}|{int(o.client_to_server)}|{r.index}|{','.join(r.layers)}|{r.sha256}"
+    return str(uuid.uuid5(OBJECT_NS, key)), flow_id
+
+
+def object_row(observer: str, r: ObjectRecord, record: dict[str, Any]) -> ObjectRow:
+    object_id, flow_id = object_ids(observer, r)
+    return ObjectRow(object_id, flow_id, r.origin.ts, r.sha256, r.size, r.name, r.mime_type, dumps(record))
 
 
 def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
@@ -50,7 +69,10 @@ class StoreSink:
         self.run_id = run_id
         self.observer = observer
         self.inserted = 0
+        self.updated = 0
         self.flows = 0
+        self.objects = 0
+        self._objects: list[ObjectRow] = []
         self.host_events = 0
         self._rows: list[FindingRow] = []
         self._flows: list[FlowRow] = []
@@ -65,20 +87,27 @@ class StoreSink:
             self._flows.append(flow_row(self.observer, item, record))
         elif isinstance(item, HostFinding):
             self._host_findings.append((item, dumps(record)))
+        elif isinstance(item, ObjectRecord):
+            self._objects.append(object_row(self.observer, item, record))
         elif isinstance(item, HostEvent):
             self._host.append(item)
             if len(self._host) >= 10 * BATCH:  # many small rows: larger batches
                 self.flush()
             return
         else:
-            return  # application objects go to --objects only
-        if len(self._rows) + len(self._flows) >= BATCH:
+            return
+        if len(self._rows) + len(self._flows) + len(self._objects) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         if self._rows:
-            self.inserted += self.store.add(self.run_id, self._rows)
+            stored = self.store.judge(self.run_id, self._rows)
+            self.inserted += stored.new
+            self.updated += stored.updated
             self._rows = []
+        if self._objects:
+            self.objects += self.store.add_objects(self.run_id, self._objects)
+            self._objects = []
         if self._flows:
             self.flows += self.store.add_flows(self.run_id, self._flows)
             self._flows = []

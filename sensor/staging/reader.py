@@ -9,8 +9,11 @@ import re
 import socket
 import stat
 
+from loguru import logger
+
 from sensor.errors import InputError
 from sensor.model import ContentObject, FileOrigin
+from sensor.stats import RunStats
 
 # Files above this are mapped rather than read; below it a truncation mid-scan cannot SIGBUS us.
 READ_LIMIT = 256 * 1024 * 1024
@@ -23,21 +26,47 @@ def owner_of(uid: int) -> str:
         return str(uid)
 
 
-class HostNamer:
-    """`host.name` for a path: --host, else a group of --host-from-path, else this machine's name."""
+UNNAMED_HOST = "unknown"  # --host-from-path matched nothing: never this machine's name (case evidence)
 
-    def __init__(self, host: str | None, pattern: str | None) -> None:
+
+class HostNamer:
+    """`host.name` for a path: --host-name, else a group of --host-from-path, else this machine's name.
+
+    A path the pattern does not match gets host "unknown", is counted (`skipped` is not: the file is
+    scanned) under stats.host["unnamed_files"], and the first one of the run is a warning naming
+    the path and the pattern.
+    """
+
+    def __init__(self, host: str | None, pattern: str | None, stats: RunStats | None = None) -> None:
         self.fixed = host or socket.gethostname()
-        self.regex = re.compile(pattern) if pattern else None
+        try:
+            self.regex = re.compile(pattern) if pattern else None
+        except re.error as e:
+            raise ValueError(f"--host-from-path {pattern!r}: {e}") from None
         if self.regex is not None and self.regex.groups == 0:
-            raise ValueError("--host-from-path needs a capturing group, e.g. '^/cases/([^/]+)/'")
+            raise ValueError("--host-from-path needs a capturing group, e.g. '(?:^|/)cases/([^/]+)/'")
+        self.stats = stats
+        self.unmatched = 0
 
     def __call__(self, path: str) -> str:
-        if self.regex is not None:
-            m = self.regex.search(path)
-            if m:
-                return m.group("host") if "host" in self.regex.groupindex else m.group(1)
-        return self.fixed
+        if self.regex is None:
+            return self.fixed
+        m = self.regex.search(path)
+        name = (m.group("host") if "host" in self.regex.groupindex else m.group(1)) if m else None
+        if name:
+            return name
+        self.unmatched += 1
+        if self.stats is not None:
+            self.stats.host["unnamed_files"] += 1
+        if self.unmatched == 1:
+            logger.warning(
+                "{}: --host-from-path {!r} does not match this path; host.name is {!r} for it and every other "
+                "path it misses (counted as unnamed_files)",
+                path,
+                self.regex.pattern,
+                UNNAMED_HOST,
+            )
+        return UNNAMED_HOST
 
 
 def read_file(path: str, root: str, host: str) -> ContentObject:

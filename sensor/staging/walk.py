@@ -24,6 +24,13 @@ def _skip(stats: RunStats, path: str, reason: str, what: str) -> None:
     logger.warning("{}: {}, skipped", path, what)
 
 
+def _link_target(path: str) -> str:
+    try:
+        return f" to {os.readlink(path)}"
+    except OSError:
+        return ""
+
+
 def walk(root: str, stats: RunStats) -> Iterator[tuple[str, os.stat_result]]:
     """Regular files under `root` (or `root` itself) with their lstat; nothing outside the tree."""
     try:
@@ -71,8 +78,9 @@ def walk(root: str, stats: RunStats) -> Iterator[tuple[str, os.stat_result]]:
                 continue
             mode = est.st_mode
             if stat.S_ISLNK(mode):
-                stats.skipped["symlink"] += 1  # a link may point out of the tree or loop back
-                logger.debug("{}: symlink not followed", entry.path)
+                # a link may point out of the tree or loop back; name it so the analyst can scan its target
+                target = _link_target(entry.path)
+                _skip(stats, entry.path, "symlink", f"symlink{target} not followed")
             elif stat.S_ISDIR(mode):
                 key = (est.st_dev, est.st_ino)
                 if key not in seen:  # bind mounts can make a loop even without symlinks

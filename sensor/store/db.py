@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 from sensor.errors import StoreError
 from sensor.model import HostEvent, HostFinding, NetTuple
 from sensor.store.prune import TABLES, PruneResult, prune_rows
+from sensor.store.query import Query, record_matches, short_host
 from sensor.store.schema import (
     SCHEMA_VERSION,
     findings,
@@ -31,6 +32,7 @@ from sensor.store.schema import (
     host_findings,
     incidents,
     metadata,
+    objects,
     runs,
     schema_version,
     segments,
@@ -78,17 +80,54 @@ class FindingRow:
     record: str
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectRow:
+    """One `objects` row (an application object, as Zeek's files.log); the store adds `run_id`."""
+
+    object_id: str
+    flow_id: str
+    ts: float
+    sha256: str
+    size: int
+    name: str | None
+    mime_type: str | None
+    record: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one write of findings did: rows new to the store, and rows whose judgement changed (replaced)."""
+
+    new: int = 0
+    updated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsStored:
+    """What `correlate` did to the stored incidents: new, changed, and withdrawn (no longer derived)."""
+
+    new: int = 0
+    updated: int = 0
+    withdrawn: int = 0
+
+
 _ROW_FIELDS = tuple(f.name for f in fields(FindingRow))
+# Parts of a finding's record that differ on every run without the judgement changing.
+_VOLATILE = (("event", "created"), ("stagewatch", "threshold"), ("observer", "ip"))
 
 
 class FindingStore:
     """Findings and runs in SQLite (embedded default) or PostgreSQL (shared by many sensors)."""
 
-    def __init__(self, url_or_path: str) -> None:
+    def __init__(self, url_or_path: str, create: bool = True) -> None:
+        """Open the store; with `create` False (the query commands) a store that does not exist is refused."""
         self.where, url = _resolve(url_or_path)
+        sqlite_file = url.get_backend_name() == "sqlite" and not _is_memory(url)
+        if not create and sqlite_file and not Path(url.database).is_file():
+            raise StoreError(self.where, "no such store (scan, live or watch create one; check --db)")
         self._engine = self._open(url)
         try:
-            self._prepare()
+            self._prepare(create)
         except BaseException:
             self._engine.dispose()
             raise
@@ -106,15 +145,19 @@ class FindingStore:
                 hint = " (pip install 'stagewatch[postgres]')" if backend == "postgresql" else ""
                 raise StoreError(self.where, f"database driver not installed ({exc.name}){hint}") from exc
 
-    def _prepare(self) -> None:
-        """Refuse a newer schema, then create what is missing and stamp the version."""
+    def _prepare(self, create: bool = True) -> None:
+        """Refuse a newer schema (and, unless `create`, a database without a store), then create what is
+        missing and stamp the version."""
         # One transaction under a lock: workers opening a fresh store at once would otherwise
         # race between "table missing?" and CREATE TABLE.
         with self._errors(), self._engine.connect() as conn:
             _lock_for_setup(conn)
             self._check_version(conn)
-            metadata.create_all(conn)  # also adds tables a store of an older version lacks
             stored = _stored_version(conn)
+            if stored is None and not create:
+                conn.rollback()
+                raise StoreError(self.where, "holds no stagewatch store (scan, live or watch create one; check --db)")
+            metadata.create_all(conn)  # also adds tables a store of an older version lacks
             if stored is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
             elif stored < SCHEMA_VERSION:
@@ -167,14 +210,38 @@ class FindingStore:
     # -- findings ---------------------------------------------------------------------------
 
     def add(self, run_id: int, rows: Iterable[FindingRow]) -> int:
-        """Insert findings in one transaction, skipping event_ids already stored; returns how many were new."""
+        """Store findings (see `judge`); returns how many were new."""
+        return self.judge(run_id, rows).new
+
+    def judge(self, run_id: int, rows: Iterable[FindingRow]) -> Stored:
+        """Store findings in one transaction. A finding already stored (same event.id: the same evidence) is
+        judged again: its row takes this run's judgement (kind, severity, host, record) and run_id, the run
+        that last judged it. Returns how many were new and how many changed."""
         stmt = self._insert_new()
-        inserted = 0
+        new = updated = 0
         with self._errors(), self._engine.begin() as conn:
             for batch in _batches(rows, BATCH_ROWS):
-                params = [_row_params(run_id, row) for row in batch]
-                inserted += len(conn.execute(stmt, params).all())
-        return inserted
+                by_id = {row.event_id: row for row in batch}  # the last judgement of an id in a batch wins
+                q = select(findings.c.event_id, findings.c.run_id, findings.c.record)
+                known = {r[0]: r for r in conn.execute(q.where(findings.c.event_id.in_(list(by_id))))}
+                fresh = [_row_params(run_id, row) for eid, row in by_id.items() if eid not in known]
+                if fresh:
+                    new += len(conn.execute(stmt, fresh).all())
+                rejudged: list[str] = []  # same judgement: only the run that last judged it changes
+                for eid, row in by_id.items():
+                    old = known.get(eid)
+                    if old is None:
+                        continue
+                    if _judgement(old.record) == _judgement(row.record):
+                        if old.run_id != run_id:
+                            rejudged.append(eid)
+                        continue
+                    values = {name: getattr(row, name) for name in _ROW_FIELDS if name != "event_id"}
+                    conn.execute(update(findings).where(findings.c.event_id == eid).values(**values, run_id=run_id))
+                    updated += 1
+                if rejudged:
+                    conn.execute(update(findings).where(findings.c.event_id.in_(rejudged)).values(run_id=run_id))
+        return Stored(new, updated)
 
     def replace_file(self, run_id: int, path: str, rows: list[FindingRow]) -> int:
         """A rescanned file: its earlier findings are deleted and `rows` stored, in one transaction."""
@@ -257,6 +324,28 @@ class FindingStore:
             incidents, "incident_id", (dict(zip(keys, row, strict=True)) | {"created": now} for row in items)
         )
 
+    def replace_incidents(self, items: Iterable[tuple[str, float, float, str | None, int, str]]) -> IncidentsStored:
+        """`correlate`'s result is what the store's evidence gives now: incidents it derives again keep their id
+        and `created` and take the new record; stored incidents it no longer derives (another window, a fixed
+        home_net) are withdrawn. (id, start, end, host, score, record) rows; one transaction."""
+        keys = ("incident_id", "start", "end", "host", "score", "record")
+        rows = {row[0]: dict(zip(keys, row, strict=True)) for row in items}
+        new = updated = 0
+        with self._errors(), self._engine.begin() as conn:
+            stored = dict(conn.execute(select(incidents.c.incident_id, incidents.c.record)).all())
+            gone = [i for i in stored if i not in rows]
+            for batch in _batches(gone, BATCH_ROWS):  # type: ignore[arg-type]
+                conn.execute(delete(incidents).where(incidents.c.incident_id.in_(batch)))
+            now = time.time()
+            for iid, values in rows.items():
+                if iid not in stored:
+                    conn.execute(insert(incidents).values(**values, created=now))
+                    new += 1
+                elif stored[iid] != values["record"]:
+                    conn.execute(update(incidents).where(incidents.c.incident_id == iid).values(**values))
+                    updated += 1
+        return IncidentsStored(new, updated, len(gone))
+
     def incident_records(self, since: float | None = None, host: str | None = None) -> list[dict[str, Any]]:
         """Stored incidents' ECS records, oldest first; `host` matches the name without its domain."""
         q = select(incidents.c.record, incidents.c.host).order_by(incidents.c.start)
@@ -266,9 +355,14 @@ class FindingStore:
             rows = conn.execute(q).all()
         out = [json.loads(r[0]) for r in rows]
         if host:
-            want = host.lower().split(".", 1)[0]
-            out = [r for r in out if (r.get("host", {}).get("name") or "").lower().split(".", 1)[0] == want]
+            want = short_host(host)
+            out = [r for r in out if short_host(r.get("host", {}).get("name")) == want]
         return out
+
+    def add_objects(self, run_id: int, rows: Iterable[ObjectRow]) -> int:
+        """Insert application objects, skipping object_ids already stored; returns how many were new."""
+        params = ({**{f.name: getattr(r, f.name) for f in fields(ObjectRow)}, "run_id": run_id} for r in rows)
+        return self._insert_new_rows(objects, "object_id", params)
 
     # -- read-only lookups for `report` and `explain` ------------------------------------------
 
@@ -292,14 +386,64 @@ class FindingStore:
         return out
 
     def match_id(self, prefix: str, limit: int = 10) -> list[tuple[str, str, dict[str, Any]]]:
-        """Findings, host findings and incidents whose id starts with `prefix`: (table, id, record), up to `limit`."""
+        """Findings, incidents, host findings and flows whose id starts with `prefix`: (table, id, record), up to
+        `limit`."""
         pattern = re.sub(r"([\\%_])", r"\\\1", prefix.lower()) + "%"  # ids are lower-case UUIDs; LIKE is literal here
         out: list[tuple[str, str, dict[str, Any]]] = []
         with self._errors(), self._engine.connect() as conn:
-            for table, key in _ID_COLUMNS[:3]:
+            for table, key in _ID_COLUMNS:
                 q = select(table.c[key], table.c.record).where(table.c[key].like(pattern, escape="\\")).limit(limit)
                 out.extend((table.name, r[0], json.loads(r[1])) for r in conn.execute(q))
         return out[:limit]
+
+    def match_host_events(self, prefix: str, limit: int = 10) -> list[tuple[str, HostEvent]]:
+        """Host events whose event_key (a SHA-1 hex) starts with `prefix`: (event_key, event), up to `limit`."""
+        pattern = re.sub(r"([\\%_])", r"\\\1", prefix.lower()) + "%"
+        q = select(host_events).where(host_events.c.event_key.like(pattern, escape="\\")).limit(limit)
+        with self._errors(), self._engine.connect() as conn:
+            return [(r["event_key"], _host_event(r)) for r in conn.execute(q.order_by(host_events.c.ts)).mappings()]
+
+    def host_events_at(self, source: str, record_id: str, action: str | None = None) -> list[tuple[str, HostEvent]]:
+        """Host events of one record of one source file (one action): (event_key, event), oldest first."""
+        q = select(host_events).where(host_events.c.source == source, host_events.c.record_id == record_id)
+        if action is not None:
+            q = q.where(host_events.c.action == action)
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(q.order_by(host_events.c.ts, host_events.c.event_key)).mappings()
+            return [(r["event_key"], _host_event(r)) for r in rows]
+
+    def host_event_flagged_by(self, finding_id: str) -> tuple[str, HostEvent] | None:
+        """The host event a host finding flags: (event_key, event), or None when the store no longer holds it."""
+        key = select(host_findings.c.event_key).where(host_findings.c.finding_id == finding_id).scalar_subquery()
+        with self._errors(), self._engine.connect() as conn:
+            row = conn.execute(select(host_events).where(host_events.c.event_key == key)).mappings().first()
+        return None if row is None else (row["event_key"], _host_event(row))
+
+    def host_findings_flagging(self, event_key: str) -> list[dict[str, Any]]:
+        """ECS records of the host findings that flag the host event with this event_key, oldest first."""
+        q = select(host_findings.c.record).where(host_findings.c.event_key == event_key).order_by(host_findings.c.ts)
+        with self._errors(), self._engine.connect() as conn:
+            return [json.loads(r[0]) for r in conn.execute(q)]
+
+    def findings_in_flow(self, community_id: str, start: float, end: float) -> list[dict[str, Any]]:
+        """Network findings carried by one flow: its community ID, seen between its first and last packet."""
+        in_time = findings.c.ts.between(start - 1e-3, end + 1e-3)
+        q = select(findings.c.record).where(in_time, findings.c.record.contains(community_id, autoescape=True))
+        q = q.order_by(findings.c.ts)
+        with self._errors(), self._engine.connect() as conn:
+            records = [json.loads(r[0]) for r in conn.execute(q)]
+        # The text match only narrows the rows: keep findings whose network.community_id is the flow's.
+        return [r for r in records if r.get("network", {}).get("community_id") == community_id]
+
+    def extent(self) -> dict[str, tuple[int, float | None]]:
+        """{table: (rows, newest time)} of findings, host findings (their `ts`) and incidents (their `start`)."""
+        cols = ((findings, findings.c.ts), (host_findings, host_findings.c.ts), (incidents, incidents.c.start))
+        out: dict[str, tuple[int, float | None]] = {}
+        with self._errors(), self._engine.connect() as conn:
+            for table, col in cols:
+                rows, newest = conn.execute(select(func.count(), func.max(col)).select_from(table)).one()
+                out[table.name] = (int(rows), newest)
+        return out
 
     def findings_with_sha256(self, sha256: str) -> list[dict[str, Any]]:
         """Every stored finding whose carved member has this SHA-256 (a staged file and its transfer), oldest first."""
@@ -346,6 +490,46 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             for (record,) in conn.execution_options(yield_per=BATCH_ROWS).execute(query):
                 yield json.loads(record)
+
+    def query(self, table_name: str, q: Query) -> list[dict[str, Any]]:
+        """Records of `findings`, `host_findings`, `flows` or `objects` that pass the filters, oldest first;
+        with `limit`, the newest (or the most severe with sort=severity) `limit` of them."""
+        table = _QUERY_TABLES[table_name]
+        c = table.c
+        time_col = c.start if table is flows else c.ts
+        where: list[Any] = []
+        if q.since is not None:
+            where.append(time_col >= q.since)
+        if q.until is not None:
+            where.append(time_col <= q.until)
+        if q.kind is not None and "kind" in c:
+            where.append(c.kind == q.kind)
+        if q.format is not None and "format" in c:
+            where.append(c.format == q.format.lower())
+        if q.min_severity is not None and "severity" in c:
+            where.append(c.severity >= q.min_severity)
+        if q.community_id is not None:
+            where.append(c.community_id == q.community_id if "community_id" in c else c.record.contains(q.community_id))
+        if q.flow is not None and "flow_id" in c:
+            where.append(c.flow_id.startswith(q.flow.lower(), autoescape=True))
+        if q.sha256 is not None:
+            where.append(c.record.contains(q.sha256, autoescape=True))
+        if q.ip is not None:
+            where.append(c.record.contains(q.ip, autoescape=True))
+        if q.host is not None:
+            where.append(func.lower(c.record).contains(short_host(q.host), autoescape=True))
+        newest = q.sort == "severity" and "severity" in c
+        order = (c.severity.desc(), time_col.desc()) if newest else (time_col.desc(),)
+        query = select(c.record).where(*where).order_by(*order)
+        out: list[dict[str, Any]] = []
+        with self._errors(), self._engine.connect() as conn:
+            for (text,) in conn.execution_options(yield_per=BATCH_ROWS).execute(query):
+                record = json.loads(text)
+                if record_matches(q, record):
+                    out.append(record)
+                    if q.limit is not None and len(out) >= q.limit:
+                        break
+        return out if newest else out[::-1]
 
     def set_threshold_counts(self, counts: dict[str, tuple[str, int]]) -> int:
         """Write each kept alert's fold count into its record (`stagewatch.threshold`); returns rows changed."""
@@ -526,8 +710,27 @@ def _run_dict(row: Any) -> dict[str, Any]:
     return out
 
 
-# Tables that hold an ECS record under one id column; the first three are what `explain` can be asked about.
-_ID_COLUMNS = ((findings, "event_id"), (incidents, "incident_id"), (host_findings, "finding_id"), (flows, "flow_id"))
+_QUERY_TABLES = {"findings": findings, "host_findings": host_findings, "flows": flows, "objects": objects}
+
+
+def _judgement(record: str) -> str:
+    """A stored record without what changes on every run (event.created, the threshold count, observer.ip)."""
+    r = json.loads(record)
+    for outer, inner in _VOLATILE:
+        part = r.get(outer)
+        if isinstance(part, dict):
+            part.pop(inner, None)
+    return json.dumps(r, sort_keys=True)
+
+
+# Tables that hold an ECS record under one id column: what `explain` resolves ids in.
+_ID_COLUMNS = (
+    (findings, "event_id"),
+    (incidents, "incident_id"),
+    (host_findings, "finding_id"),
+    (flows, "flow_id"),
+    (objects, "object_id"),
+)
 
 
 def _evidence(incident: dict[str, Any]) -> list[dict[str, Any]]:
@@ -543,15 +746,15 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_since(text: str, now: float) -> float:
-    """Epoch seconds from `--since`: a span back from `now` (30s, 15m, 1h, 2d) or an ISO-8601 time."""
+def parse_since(text: str, now: float, flag: str = "--since") -> float:
+    """Epoch seconds from `--since` (or `flag`): a span back from `now` (30s, 15m, 1h, 2d) or an ISO-8601 time."""
     spec = text.strip()
     if match := _RELATIVE.fullmatch(spec):
         return now - float(match[1]) * _UNIT_SECONDS[match[2]]
     try:
         moment = datetime.fromisoformat(spec)
     except ValueError:
-        raise ValueError(f"--since: cannot read '{text}'; use 15m, 1h, 2d or an ISO time") from None
+        raise ValueError(f"{flag}: cannot read '{text}'; use 15m, 1h, 2d or an ISO time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # records' @timestamp is UTC, so read bare times as UTC
     return moment.timestamp()

@@ -17,7 +17,9 @@ from sqlalchemy import (
 
 # Bump when a table changes; a store written by a newer stagewatch is refused, never altered.
 # 2: host_events, host_findings, incidents and segments added (an older store gains them when opened)
-SCHEMA_VERSION = 2
+# 3: objects added (application objects, as Zeek's files.log); findings.run_id is the run that last judged
+#    the finding (a re-scan with other settings replaces its record)
+SCHEMA_VERSION = 3
 
 # Fixed names, so constraints and indexes are called the same on every database.
 metadata = MetaData(
@@ -148,6 +150,23 @@ incidents = Table(
     Column("record", Text, nullable=False),  # the ECS JSON line
     Index(None, "start"),
     Index(None, "host"),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("object_id", String(36), primary_key=True),  # UUIDv5 of the flow id, direction, index, layers, sha256
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("flow_id", String(36), nullable=False),  # flows.flow_id of the connection that carried it
+    Column("ts", Float, nullable=False),  # capture time of the object's first byte
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("mime_type", String, nullable=True),
+    Column("record", Text, nullable=False),  # the --objects JSON line
+    Index(None, "ts"),
+    Index(None, "flow_id"),
+    Index(None, "sha256"),
 )
 
 segments = Table(
