@@ -47,7 +47,7 @@ demo: sysdeps-run $(VENV)/.ok-run
 	$(PY) pcaps/make_samples.py pcaps/samples
 	$(PY) samples/make_hostevents.py samples/telemetry samples/staged
 	rm -f samples/demo.db* samples/demo*.jsonl samples/demo-report.html
-	$(SW) scan samples/staged pcaps/samples samples/telemetry --db samples/demo.db --jsonl samples/demo.jsonl \
+	$(SW) scan samples/staged pcaps/samples samples/telemetry/*.log samples/telemetry/*.xml --db samples/demo.db --jsonl samples/demo.jsonl \
 	  --flows samples/demo-flows.jsonl --objects samples/demo-objects.jsonl --host-from-path '/staged/([^/]+)/' \
 	  --home-net 10.0.0.0/8,2001:db8::/48
 	$(SW) correlate --db samples/demo.db --host-map samples/telemetry/host-map.csv --jsonl samples/demo-incidents.jsonl

@@ -56,6 +56,7 @@ from sensor.pipeline import (
     watch_inputs,
     zone,
 )
+from sensor.staging.stdin import default_spool_dir, spool
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore, parse_since
 from sensor.store.query import Query
@@ -180,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("paths", nargs="+", metavar="PATH", help="captures, host-event files, staged files or folders")
+    s.add_argument(
+        "paths", nargs="+", metavar="PATH", help="captures, host-event files, staged files or folders; - for stdin"
+    )
     _jsonl_option(s, "findings and host findings")
     _store_option(s, writes=True)
     s.add_argument("--engine", choices=engines.names(), help="rule engine (default yara-x)")
@@ -237,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
     _store_option(c, writes=False)
     c.add_argument("--window", default="15m", metavar="15m|1h|900", help="time either side of an anchor")
-    c.add_argument("--host-map", type=Path, metavar="FILE", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
+    c.add_argument("--host-map", type=Path, metavar="FILE|-", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
     _jsonl_option(c, "the incidents")
     c.add_argument("--syslog", metavar="URL", help="also send the new incidents as syslog (udp://, tcp://, tls://)")
     c.add_argument("--syslog-format", default="json", choices=("json", "leef"), help="syslog payload (default json)")
@@ -362,6 +365,19 @@ def cmd_scan(a: argparse.Namespace) -> int:
     observer, tuner = _start(settings, stats)
     if settings.extract_dir is not None:
         MemberFiles(settings.extract_dir, stats)  # an unusable folder is a one-line error before the scan
+    folder = settings.cache_dir / "stdin" if settings.cache_dir else default_spool_dir()
+    piped = spool(folder) if "-" in a.paths else None
+    if piped is not None:
+        a.paths = [str(piped) if p == "-" else p for p in a.paths]
+        logger.info("standard input spooled to {} ({:,} bytes)", piped, piped.stat().st_size)
+    try:
+        return _scan(a, settings, stats, observer, tuner)
+    finally:
+        if piped is not None:
+            piped.unlink(missing_ok=True)
+
+
+def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: dict[str, Any], tuner: Tuner) -> int:
     sinks = _sinks(a, settings)
     store, run_id = _open_run(a, settings, sinks)
     directions: Counter[str] = Counter()

@@ -393,3 +393,51 @@ def test_live_honours_objects_and_extract_dir_in_the_config(netns, tmp_path, rul
         found = list(store.findings())
     assert objects and found
     assert all((carved / r["file"]["hash"]["sha256"][:2] / r["file"]["hash"]["sha256"]).is_file() for r in found)
+
+
+def test_dash_reads_standard_input_for_scan_and_the_host_map(tmp_path, rule_cache):
+    pcap = _upload(tmp_path, "up.pcap")
+    cfg = _config(tmp_path, rule_cache)
+    base = [sys.executable, "-m", "sensor", "-q", "scan", "--no-db", "--config", str(cfg), "--home-net", "10.0.0.0/8"]
+    piped = subprocess.run([*base, "-", "--jsonl", "-"], input=pcap.read_bytes(), capture_output=True, cwd=ROOT)
+    named = subprocess.run([*base, str(pcap), "--jsonl", "-"], capture_output=True, cwd=ROOT)
+    assert piped.returncode == 0 and named.returncode == 0, piped.stderr
+    got = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    want = [json.loads(line) for line in named.stdout.decode().splitlines()]
+    assert got and [r["file"]["hash"]["sha256"] for r in got] == [r["file"]["hash"]["sha256"] for r in want]
+    assert {r["event"]["kind"] for r in got} == {"alert"}
+    assert not list((rule_cache / "stdin").iterdir())  # the spooled copy is removed after the scan
+    empty = subprocess.run([*base, "-"], input=b"", capture_output=True, cwd=ROOT)
+    assert empty.returncode == 1 and b"standard input is empty" in empty.stderr
+    db = _demo_store(tmp_path, rule_cache)
+    hostmap = (tmp_path / "telemetry" / "host-map.csv").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "sensor", "-q", "correlate", "--db", str(db), "--host-map", "-",
+                           "--jsonl", "-"], input=hostmap, capture_output=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert any(json.loads(line)["host"]["name"] == "lnx-12" for line in done.stdout.decode().splitlines())
+
+
+def test_a_rescan_with_new_tuning_replaces_stored_findings_and_host_findings(tmp_path, rule_cache):
+    db = _demo_store(tmp_path, rule_cache)
+    with FindingStore(str(db)) as store:
+        hits = store.host_finding_records()
+        alerts = [r for r in store.findings() if r["event"]["kind"] == "alert" and r.get("host")]
+    assert hits and alerts
+    tuning = tmp_path / "suppress.yaml"
+    tuning.write_text(
+        "suppress:\n"
+        "  - {name: lab-hosts, reason: the lab's own test hosts, author: soc, host: ['lnx-12', 'WS-*']}\n"
+        "  - {name: lab-python, reason: the lab's python, author: soc, process: '*python*'}\n"
+    )
+    args = [str(tmp_path / "staged"), str(tmp_path / "telemetry"), "--db", str(db), "--suppress", str(tuning)]
+    args += ["--host-from-path", "/staged/([^/]+)/"]
+    assert _scan(tmp_path, rule_cache, *args) == 0
+    with FindingStore(str(db)) as store:
+        after_hits = {r["event"]["id"]: r for r in store.host_finding_records()}
+        after = {r["event"]["id"]: r for r in store.findings()}
+    assert set(after_hits) == {r["event"]["id"] for r in hits}  # replaced, not doubled
+    names = {r["stagewatch"].get("suppressed", {}).get("name") for r in after_hits.values()}
+    assert names <= {"lab-hosts", "lab-python"} and None not in names
+    suppressed = [after[r["event"]["id"]] for r in alerts if r["host"]["name"].lower().startswith(("lnx-12", "ws-"))]
+    assert suppressed and all(r["stagewatch"]["suppressed"]["name"] == "lab-hosts" for r in suppressed)
+    assert all(r["event"]["kind"] == "event" for r in suppressed)

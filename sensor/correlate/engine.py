@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sensor.correlate.hosts import HostMap, short
 from sensor.correlate.inputs import FlowIn, RuleHit, Staged, Transfer, event_ref
+from sensor.flow.direction import endpoint_text
 from sensor.model import Evidence, HostEvent, Incident
 
 INCIDENT_NS = uuid.UUID("9e2c7b14-6a3d-5f80-b1c2-4d5e6f7a8b9c")
@@ -140,9 +141,9 @@ class Correlator:
         host = self.hosts.host_of(None, t.src)
         g = Group(host, {t.ref})
         g.ips.add(t.src)
-        g.dests.add(f"{t.dst}:{t.dport}")
+        g.dests.add(endpoint_text(t.dst, t.dport))
         g.techniques.add(EXFIL.get(t.protocol, "T1048"))
-        label = f"{t.protocol or 'tcp'} {t.src}:{t.sport} > {t.dst}:{t.dport}"
+        label = f"{t.protocol or 'tcp'} {endpoint_text(t.src, t.sport)} > {endpoint_text(t.dst, t.dport)}"
         g.add(
             Evidence("network", t.ref, t.ts, f"{label}: {t.size}-byte member", t.sha256, t.source),
             "network",
@@ -196,9 +197,10 @@ class Correlator:
             return None
         g = Group(host, {f.ref})
         g.ips.add(f.src)
-        g.dests.add(f"{f.dst}:{f.dport}")
+        g.dests.add(endpoint_text(f.dst, f.dport))
         g.techniques.add("T1567" if f.dport == 443 else "T1048")
-        what = f"encrypted flow {f.src}:{f.sport} > {f.dst}:{f.dport} ({f.sni or 'no SNI'}), {f.bytes_out} bytes out"
+        flow = f"{endpoint_text(f.src, f.sport)} > {endpoint_text(f.dst, f.dport)}"
+        what = f"encrypted flow {flow} ({f.sni or 'no SNI'}), {f.bytes_out} bytes out"
         g.add(Evidence("flow", f.ref, f.start, what), "network", "size_fits_encrypted_flow")
         for s in fits:
             g.add(_staged_evidence(s), "staged_file", "staged_alert")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,9 +56,9 @@ class HostMap:
                 self.add(e.host, e.host_ips)
 
     def load(self, path: Path) -> None:
-        """--host-map: CSV rows `name,ip[,ip...]` or JSON {"name": ["ip", ...]}."""
+        """--host-map: CSV rows `name,ip[,ip...]` or JSON {"name": ["ip", ...]}; `-` reads standard input."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         except OSError as e:
             raise InputError(str(path), f"cannot read the host map: {e.strerror or e}") from None
         if text.lstrip().startswith("{"):

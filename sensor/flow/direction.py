@@ -52,3 +52,11 @@ class HomeNet:
 def ip_text(addr: bytes) -> str:
     """Printable address of 4 or 16 raw bytes (cached: flows repeat their hosts)."""
     return str(ipaddress.ip_address(addr))
+
+
+def endpoint_text(ip: str | None, port: int | str | None) -> str:
+    """An address and port as analysts write them: 10.0.0.1:80, [2001:db8::1]:80 (RFC 3986 brackets)."""
+    host = ip or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"

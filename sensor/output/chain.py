@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sensor.flow.direction import endpoint_text
 from sensor.model import HostEvent
 from sensor.output.ecs import iso
 
@@ -68,8 +69,7 @@ def host_key(name: str | None) -> str:
 
 def endpoint(side: Mapping[str, Any] | None) -> str:
     side = side or {}
-    ip = str(side.get("ip", "?"))
-    return f"[{ip}]:{side.get('port', '?')}" if ":" in ip else f"{ip}:{side.get('port', '?')}"
+    return endpoint_text(str(side.get("ip", "?")), side.get("port", "?"))
 
 
 def finding_where(r: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sensor.flow.direction import endpoint_text
 from sensor.stats import RunStats
 
 # Redirected output keeps full-width rows instead of folding paths into 80 columns.
@@ -55,12 +56,7 @@ class ScanProgress:
 TABLE_ROWS = 40  # a terminal table of thousands of rows helps nobody (and cost a quarter of a run)
 
 
-def endpoint(ip: str | None, port: int | None) -> str:
-    """An address and port as analysts write them: 10.0.0.1:80, [2001:db8::1]:80."""
-    if not ip:
-        return "?"
-    host = f"[{ip}]" if ":" in ip else ip
-    return f"{host}:{port}" if port is not None else host
+endpoint = endpoint_text  # 10.0.0.1:80, [2001:db8::1]:80
 
 
 def short_id(r: dict[str, Any]) -> str:

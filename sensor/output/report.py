@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sensor.errors import InputError
+from sensor.flow.direction import endpoint_text
 from sensor.output.chain import Chain, Link, evidence_of, host_key, incident_chain, record_line, ts_of
 from sensor.output.report_assets import CSS, SCRIPT
 from sensor.output.report_html import (
@@ -168,7 +169,7 @@ def _plots(data: ReportData) -> str:
         if r.get("network", {}).get("direction") == "outbound":
             dst = r.get("destination", {})
             name = r.get("url", {}).get("domain") or dst.get("ip", "?")
-            dests.append((ts_of(r), f"{name}:{dst.get('port', '?')}", float(r.get("file", {}).get("size", 0))))
+            dests.append((ts_of(r), endpoint_text(name, dst.get("port", "?")), float(r.get("file", {}).get("size", 0))))
     out = ['<div class="box"><h3>Formats over time (findings)</h3>', stacked_bars(formats, "formats", "findings")]
     out.append("</div><div class=box><h3>Outbound destinations over time (member bytes)</h3>")
     out.append(stacked_bars(dests, "destinations", "bytes") or '<p class="muted">No outbound network findings.</p>')

@@ -115,7 +115,9 @@ class StoreSink:
             self.host_events += self.store.add_host_events(self.run_id, self._host)
             self._host = []
         if self._host_findings:
-            self.host_findings += self.store.add_host_findings(self.run_id, self._host_findings)
+            judged = self.store.judge_host_findings(self.run_id, self._host_findings)
+            self.host_findings += judged.new
+            self.updated += judged.updated
             self._host_findings = []
 
     def close(self) -> None:

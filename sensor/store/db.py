@@ -217,30 +217,36 @@ class FindingStore:
         """Store findings in one transaction. A finding already stored (same event.id: the same evidence) is
         judged again: its row takes this run's judgement (kind, severity, host, record) and run_id, the run
         that last judged it. Returns how many were new and how many changed."""
-        stmt = self._insert_new()
+        return self._judge(findings, "event_id", (_row_params(run_id, row) for row in rows))
+
+    def _judge(self, table: Table, key: str, params: Iterable[dict[str, Any]]) -> Stored:
+        """Insert new rows, replace rows whose record (less what changes every run) differs, and give every row
+        seen again this run's run_id; one transaction, in batches."""
+        col = table.c[key]
+        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
         new = updated = 0
         with self._errors(), self._engine.begin() as conn:
-            for batch in _batches(rows, BATCH_ROWS):
-                by_id = {row.event_id: row for row in batch}  # the last judgement of an id in a batch wins
-                q = select(findings.c.event_id, findings.c.run_id, findings.c.record)
-                known = {r[0]: r for r in conn.execute(q.where(findings.c.event_id.in_(list(by_id))))}
-                fresh = [_row_params(run_id, row) for eid, row in by_id.items() if eid not in known]
+            for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
+                by_id = {row[key]: row for row in batch}  # the last judgement of an id in a batch wins
+                q = select(col, table.c.run_id, table.c.record).where(col.in_(list(by_id)))
+                known = {r[0]: r for r in conn.execute(q)}
+                fresh = [row for rid, row in by_id.items() if rid not in known]
                 if fresh:
-                    new += len(conn.execute(stmt, fresh).all())
-                rejudged: list[str] = []  # same judgement: only the run that last judged it changes
-                for eid, row in by_id.items():
-                    old = known.get(eid)
+                    new += len(conn.execute(stmt.returning(col), fresh).all())
+                rejudged: dict[int, list[str]] = {}  # same judgement: only the run that last judged it changes
+                for rid, row in by_id.items():
+                    old = known.get(rid)
                     if old is None:
                         continue
-                    if _judgement(old.record) == _judgement(row.record):
-                        if old.run_id != run_id:
-                            rejudged.append(eid)
+                    if _judgement(old.record) == _judgement(row["record"]):
+                        if old.run_id != row["run_id"]:
+                            rejudged.setdefault(row["run_id"], []).append(rid)
                         continue
-                    values = {name: getattr(row, name) for name in _ROW_FIELDS if name != "event_id"}
-                    conn.execute(update(findings).where(findings.c.event_id == eid).values(**values, run_id=run_id))
+                    values = {name: value for name, value in row.items() if name != key}
+                    conn.execute(update(table).where(col == rid).values(**values))
                     updated += 1
-                if rejudged:
-                    conn.execute(update(findings).where(findings.c.event_id.in_(rejudged)).values(run_id=run_id))
+                for run, ids in rejudged.items():
+                    conn.execute(update(table).where(col.in_(ids)).values(run_id=run))
         return Stored(new, updated)
 
     def replace_file(self, run_id: int, path: str, rows: list[FindingRow]) -> int:
@@ -276,7 +282,11 @@ class FindingStore:
         return self._insert_new_rows(host_events, "event_key", (_host_params(run_id, e) for e in events))
 
     def add_host_findings(self, run_id: int, items: Iterable[tuple[HostFinding, str]]) -> int:
-        """Insert host findings with their ECS lines, skipping ids already stored; returns how many were new."""
+        """Store host findings with their ECS lines, judged as `judge` does findings; returns how many were new."""
+        return self.judge_host_findings(run_id, items).new
+
+    def judge_host_findings(self, run_id: int, items: Iterable[tuple[HostFinding, str]]) -> Stored:
+        """Host findings as `judge` stores findings: a rule hit judged again (tuning) replaces its row."""
         params = (
             {
                 "finding_id": h.finding_id,
@@ -293,7 +303,7 @@ class FindingStore:
             }
             for h, record in items
         )
-        return self._insert_new_rows(host_findings, "finding_id", params)
+        return self._judge(host_findings, "finding_id", params)
 
     def host_finding_records(self) -> list[dict[str, Any]]:
         """Every stored host finding's ECS record, oldest first."""
