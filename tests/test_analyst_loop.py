@@ -180,10 +180,14 @@ def test_a_rescan_with_a_corrected_home_net_replaces_the_stored_judgement(tmp_pa
 def test_correlate_with_another_window_replaces_its_incidents(tmp_path, rule_cache):
     db = _demo_store(tmp_path, rule_cache)
     hostmap = tmp_path / "telemetry" / "host-map.csv"
-    for window in ("15m", "2h", "15m"):
-        assert main(["-q", "correlate", "--db", str(db), "--window", window, "--host-map", str(hostmap)]) == 0
+    for n, window in enumerate(("10s", "15m", "2h", "1m", "15m")):  # each joins other evidence on the demo
+        out = tmp_path / f"incidents-{n}.jsonl"
+        argv = ["-q", "correlate", "--db", str(db), "--window", window, "--host-map", str(hostmap), "--jsonl", str(out)]
+        assert main(argv) == 0
         with FindingStore(str(db)) as store:
             incidents = store.incident_records()
+        # the store holds what this correlation derives: nothing left over from another window
+        assert sorted(r["event"]["id"] for r in incidents) == sorted(r["event"]["id"] for r in _lines(out))
         ids = [r["event"]["id"] for r in incidents]
         evidence = [e["id"] for r in incidents for e in r["stagewatch"]["incident"]["evidence"]]
         assert len(ids) == len(set(ids)) >= 2

@@ -43,3 +43,20 @@ def test_units_carry_only_the_capabilities_they_need():
         assert set(svc["AmbientCapabilities"].split()) == caps == set(svc["CapabilityBoundingSet"].split())
         assert svc["User"] == "stagewatch" and svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict"
         assert svc["ExecReload"].endswith("kill -HUP $MAINPID")
+
+
+def test_the_units_and_integration_notes_name_flags_that_exist():
+    import shlex
+
+    from sensor.cli import build_parser
+
+    commands = []
+    for unit in DEPLOY.glob("*.service"):
+        text = unit.read_text().replace("\\\n", " ")
+        commands += [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
+    for doc in DEPLOY.rglob("*.md"):
+        commands += [line for line in doc.read_text().splitlines() if line.startswith("stagewatch ")]
+    assert len(commands) >= 4
+    for command in commands:
+        argv = shlex.split(command.replace("%i", "eth1"))[1:]
+        build_parser().parse_args(argv)  # exits (SystemExit) on an unknown flag

@@ -114,3 +114,22 @@ def test_every_example_runs_as_printed(demo, line, capsys):
     out = capsys.readouterr().out
     if argv[0] in ("findings", "host-findings", "flows", "objects", "incidents"):
         assert out.strip() and "pass these filters" not in out, f"{line}: nothing shown on the demo's data"
+
+
+def test_make_demo_installs_the_runtime_and_not_the_test_extras():
+    dry = subprocess.run(["make", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "pip install -q -e ." in dry and "[test]" not in dry
+    tests = subprocess.run(["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "pip install -q -e '.[test]'" in tests
+
+
+def test_the_docs_point_at_what_the_repository_has():
+    for doc in (README, ROOT / "pcaps" / "README.md"):
+        assert "DESIGN.md" not in doc.read_text(encoding="utf-8"), doc
+    deploy = README.read_text(encoding="utf-8").split("## Live sensor and deployment")[1].split("\n## ")[0]
+    assert "pip install ." in " ".join(deploy.split())
+    assert "make demo" not in deploy
+    if (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "ls-files", "-ci", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout  # fmt: skip
+        assert ignored == "", f".gitignore lists tracked files: {ignored}"
