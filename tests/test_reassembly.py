@@ -156,3 +156,87 @@ def test_fin_before_missing_data_waits_for_it():
     assert sink.ends == []
     h.segment(1, b"hello, you", 0.0, 1)
     assert sink.received() == b"hello, youworld" and sink.ends == [EndReason.FIN]
+
+
+def test_a_longer_later_copy_of_waiting_data_keeps_only_its_new_bytes():
+    """The issue's case: `later` waits behind a one-byte hole; `LATERxx` at the same offset must not replace it."""
+    h, sink, stats = half()
+    h.syn(0)
+    h.segment(1, b"0123456789", 0.0, 1)
+    h.segment(12, b"later", 0.0, 2)  # offset 11: waits behind the hole at offset 10
+    h.segment(12, b"LATERxx", 0.0, 3)  # a different, longer copy of the same bytes
+    h.segment(11, b"A", 0.0, 4)
+    h.finish(EndReason.EOF)
+    assert sink.received() == b"0123456789Alaterxx"
+    assert stats.net["overlap_conflicts"] == 1
+
+
+def test_an_earlier_segment_overlapping_waiting_data_does_not_replace_it():
+    h, sink, stats = half()
+    h.syn(0)
+    h.segment(1, b"0123456789", 0.0, 1)
+    h.segment(14, b"WAIT", 0.0, 2)  # offsets 13-16 wait behind a hole at 10-12
+    h.segment(11, b"abcXYZW!", 0.0, 3)  # offsets 10-17: fills the hole, differs on 13-16, adds 17
+    h.finish(EndReason.EOF)
+    assert sink.received() == b"0123456789abcWAIT!"
+    assert stats.net["overlap_conflicts"] == 1
+
+
+def test_a_copy_spanning_several_waiting_pieces_fills_only_the_holes():
+    h, sink, stats = half()
+    h.syn(0)
+    h.segment(3, b"CD", 0.0, 1)  # offsets 2-3
+    h.segment(7, b"GH", 0.0, 2)  # offsets 6-7
+    h.segment(1, b"abcdefghij", 0.0, 3)  # 0-9: agrees nowhere with the waiting copies' case
+    h.finish(EndReason.EOF)
+    assert sink.received() == b"abCDefGHij"
+    assert stats.net["overlap_conflicts"] == 1 and sink.gaps == []
+
+
+def _first_come(segments: list[tuple[int, bytes]]) -> dict[int, int]:
+    """The oracle: a byte map filled in arrival order, each position by the first copy that names it."""
+    bytemap: dict[int, int] = {}
+    for off, payload in segments:
+        for i, b in enumerate(payload):
+            bytemap.setdefault(off + i, b)
+    return bytemap
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 120), st.lists(st.sampled_from(b"ab"), min_size=1, max_size=30).map(bytes)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(0, 0xFFFFFFFF),
+)
+def test_out_of_order_copies_that_differ_deliver_the_first_copy_of_every_byte(segments, isn):
+    """Random segment sets with conflicting copies (two-letter alphabet: many differ), any order, any ISN
+    (sequence wrap included): the stream is the first-come byte map, its holes are the gaps."""
+    h, sink, stats = half()
+    h.syn((isn - 1) & 0xFFFFFFFF)
+    for n, (off, payload) in enumerate(segments):
+        h.segment((isn + off) & 0xFFFFFFFF, payload, float(n), n)
+    h.finish(EndReason.EOF)
+    bytemap = _first_come(segments)
+    end = max(bytemap) + 1
+    want = bytes(bytemap[i] for i in range(end) if i in bytemap)
+    holes, start = [], None
+    for i in range(end + 1):
+        if i < end and i not in bytemap:
+            start = i if start is None else start
+        elif start is not None:
+            holes.append((start, i - start))
+            start = None
+    assert sink.received() == want
+    assert sink.gaps == holes
+    # a conflict is a segment that, on arrival, offered a byte differing from the copy already there
+    seen: dict[int, int] = {}
+    differing = 0
+    for off, payload in segments:
+        if any(seen.get(off + i, b) != b for i, b in enumerate(payload)):
+            differing += 1
+        for i, b in enumerate(payload):
+            seen.setdefault(off + i, b)
+    assert stats.net["overlap_conflicts"] == differing

@@ -8,6 +8,7 @@ much is waiting behind them or the direction ends, and the sink is told where th
 
 from __future__ import annotations
 
+import bisect
 from enum import StrEnum
 from typing import Protocol
 
@@ -42,7 +43,11 @@ class StreamSink(Protocol):
 
 
 class HalfStream:
-    """Per-direction reassembly state; `offset` 0 is the first byte after the SYN (or the first seen)."""
+    """Per-direction reassembly state; `offset` 0 is the first byte after the SYN (or the first seen).
+
+    Waiting (out-of-order) data is kept as pieces that never overlap: a copy that arrives later keeps
+    only the bytes no earlier copy holds, so the first copy of every byte wins wherever it waits.
+    """
 
     __slots__ = (
         "sink",
@@ -52,6 +57,7 @@ class HalfStream:
         "isn",
         "next_off",
         "pending",
+        "keys",
         "pending_bytes",
         "fin_off",
         "ended",
@@ -69,7 +75,8 @@ class HalfStream:
         self.max_pending = max_pending
         self.isn: int | None = None  # sequence number of stream offset 0
         self.next_off = 0
-        self.pending: dict[int, tuple[bytes, float, int]] = {}
+        self.pending: dict[int, tuple[bytes, float, int]] = {}  # offset -> piece; pieces never overlap
+        self.keys: list[int] = []  # the pending offsets, sorted
         self.pending_bytes = 0
         self.fin_off: int | None = None
         self.ended = False
@@ -102,28 +109,20 @@ class HalfStream:
             self.sink.data(nxt, payload, ts, index)
             self.next_off = nxt + len(payload)
             return
-        if off == nxt:
-            self._deliver(payload, ts, index)
-            if self.pending:
-                self._drain()
-        elif off < nxt:
-            self._overlap(off, payload)
-            if off + len(payload) > nxt:
-                self._deliver(payload[nxt - off :], ts, index)
-                if self.pending:
-                    self._drain()
-        else:
-            held = self.pending.get(off)
-            if held is None or len(held[0]) < len(payload):
-                if held is not None:
-                    self._compare(held[0], payload[: len(held[0])])
-                    self.pending_bytes -= len(held[0])
-                self.pending[off] = (payload, ts, index)
-                self.pending_bytes += len(payload)
-            else:
-                self._compare(held[0][: len(payload)], payload)
-            if self.pending_bytes > self.max_pending:
-                self._skip_gap()
+        differs = False
+        if off < nxt:
+            differs = self._overlap(off, payload)
+            if off + len(payload) <= nxt:
+                self._count(differs)
+                return
+            payload = payload[nxt - off :]
+            off = nxt
+        differs |= self._wait(off, payload, ts, index)
+        self._count(differs)
+        if self.keys and self.keys[0] == self.next_off:
+            self._drain()
+        if self.pending_bytes > self.max_pending:
+            self._skip_gap()
         if self.fin_off is not None and self.next_off >= self.fin_off and not self.pending:
             self.finish(EndReason.FIN)
 
@@ -145,6 +144,47 @@ class HalfStream:
         self.sink.end(reason)
 
     # -- internals --------------------------------------------------------------------------
+    def _wait(self, off: int, payload: bytes, ts: float, index: int) -> bool:
+        """Queue the bytes of [off, off+len) that no waiting piece holds; compare the ones it does.
+
+        Returns whether any of them differs from the copy already waiting.
+        """
+        keys, pending = self.keys, self.pending
+        end = off + len(payload)
+        i = bisect.bisect_right(keys, off) - 1  # the piece starting at or before `off` may cover it
+        if i < 0:
+            i = 0
+        differs = False
+        pos = off  # the first byte of the new copy not yet placed or compared
+        while i < len(keys) and pos < end:
+            key = keys[i]
+            held = pending[key][0]
+            held_end = key + len(held)
+            if held_end <= pos:
+                i += 1
+                continue
+            if key >= end:
+                break
+            if key > pos:  # a hole before this piece: the new copy fills it
+                self._put(pos, payload[pos - off : key - off], ts, index)
+                i += 1  # the piece just inserted sits before `key`
+            lo, hi = max(pos, key), min(end, held_end)
+            if held[lo - key : hi - key] != payload[lo - off : hi - off]:
+                differs = True
+            pos = hi
+            i += 1
+        if pos < end:
+            self._put(pos, payload[pos - off :], ts, index)
+        if pos > off or differs:
+            self.overlaps += 1
+            self.stats.net["overlaps"] += 1
+        return differs
+
+    def _put(self, off: int, piece: bytes, ts: float, index: int) -> None:
+        bisect.insort(self.keys, off)
+        self.pending[off] = (piece, ts, index)
+        self.pending_bytes += len(piece)
+
     def _deliver(self, payload: bytes, ts: float, index: int) -> None:
         n = len(payload)
         if not n:
@@ -165,29 +205,16 @@ class HalfStream:
         self.next_off += n
 
     def _drain(self) -> None:
-        pending = self.pending
-        while pending:
-            nxt = self.next_off
-            item = pending.pop(nxt, None)
-            if item is not None:
-                key = nxt
-            else:
-                key = min(pending)
-                if key > nxt:
-                    return
-                item = pending.pop(key)
-            payload, ts, index = item
+        """Deliver the waiting pieces that are now contiguous (pieces never overlap: no trimming)."""
+        keys, pending = self.keys, self.pending
+        while keys and keys[0] == self.next_off:
+            payload, ts, index = pending.pop(keys.pop(0))
             self.pending_bytes -= len(payload)
-            if key < nxt:
-                self._overlap(key, payload)
-                if key + len(payload) <= nxt:
-                    continue
-                payload = payload[nxt - key :]
             self._deliver(payload, ts, index)
 
     def _skip_gap(self) -> None:
         """Give up on the hole before the first waiting segment (a lost packet)."""
-        first = min(self.pending)
+        first = self.keys[0]
         hole = first - self.next_off
         if hole > 0:
             self.gaps += 1
@@ -199,17 +226,19 @@ class HalfStream:
             self.next_off = first
         self._drain()
 
-    def _overlap(self, off: int, payload: bytes) -> None:
-        """Bytes already delivered arrive again: count, and compare where the sink still has them."""
+    def _overlap(self, off: int, payload: bytes) -> bool:
+        """Bytes already delivered arrive again: counted; compared where the sink still has them."""
         self.overlaps += 1
         self.stats.net["overlaps"] += 1
         n = min(len(payload), self.next_off - off)
         if n > 0 and off + n <= self.depth:
             seen = self.sink.peek(off, n)
             if seen is not None:
-                self._compare(seen, payload[:n])
+                return seen != payload[:n]
+        return False
 
-    def _compare(self, first: bytes, again: bytes) -> None:
-        if first != again:
+    def _count(self, differs: bool) -> None:
+        """One conflict per segment whose bytes differ from the first copy (delivered or waiting)."""
+        if differs:
             self.conflicts += 1
             self.stats.net["overlap_conflicts"] += 1
