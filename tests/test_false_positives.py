@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 import zlib
 
 from sensor.config import Limits, Settings
@@ -111,18 +110,15 @@ def _bomb_bz2() -> bytes:
     return out + c.flush()
 
 
-def test_decompression_bomb_stops_at_a_cap_quickly(tmp_path, rule_cache):
+def test_decompression_bomb_stops_at_a_cap(tmp_path, rule_cache):
     bomb = _bomb_bz2()
     assert len(bomb) < 4096  # a few KB ...
     det = Detector(Settings(observer="test", cache_dir=rule_cache, limits=Limits(max_ratio=1000)))
-    t0 = time.monotonic()
-    (f,) = scan(det, bomb, "bomb.bz2")
-    elapsed = time.monotonic() - t0
+    (f,) = scan(det, bomb, "bomb.bz2")  # how long it takes: bench/bench_fp.py
     assert f.member.format is Format.BZIP2
     assert [h.limit for h in f.member.limits] == [Limit.RATIO]
     assert f.member.inner.complete is False
     assert f.member.inner.size < 64 << 20  # ... stopped long before its 2 GiB
-    assert elapsed < 30  # generous: a hang or a full inflate would take minutes
 
 
 def test_output_cap_is_reported(rule_cache):
@@ -165,10 +161,8 @@ def test_rule_timeout_is_a_counted_limit(tmp_path, detector):
             limits=Limits(yara_timeout=1),
         )
     )
-    t0 = time.monotonic()
-    assert scan(det, b.random_bytes(1000, seed=1)) == []
+    assert scan(det, b.random_bytes(1000, seed=1)) == []  # how soon it gives up: bench/bench_fp.py
     assert det.stats.limits[Limit.TIME] == 1
-    assert time.monotonic() - t0 < 20
 
 
 def test_incompressible_lz4_and_zstd_frames_are_found(detector):
@@ -189,10 +183,8 @@ def test_base64_offset_after_a_text_line(detector):
     assert f.encoding_offset == text.index(body[:8])
 
 
-def test_zip_entry_whose_size_runs_past_the_data_ends_quickly(detector):
+def test_zip_entry_whose_size_runs_past_the_data_is_truncated(detector):
     member = b.zip_archive({"a.txt": b.sample_text(50_000, seed=3)})
     cut = member[: len(member) // 3]  # csize says more than the data holds
-    t0 = time.monotonic()
-    findings = scan(detector, cut)
-    assert time.monotonic() - t0 < 5
-    assert [f.member.truncated for f in findings] == [True]
+    findings = scan(detector, cut)  # how long it takes: bench/bench_fp.py
+    assert [(f.member.format, f.member.offset, f.member.truncated) for f in findings] == [(Format.ZIP, 0, True)]

@@ -132,6 +132,66 @@ def test_chunked_request_with_trailers(tmp_path, rule_cache):
     assert run.stats.app["http.anomaly.bad_chunk_size"] == 0
 
 
+def _chunked_with_extensions(body: bytes, size: int, ext: bytes, upper: bool) -> bytes:
+    """`body` chunked by hand, every chunk-size line (the last-chunk's too) carrying `ext`."""
+    out = bytearray()
+    for i in range(0, len(body), size):
+        piece = body[i : i + size]
+        out += (b"%X" if upper else b"%x") % len(piece) + ext + b"\r\n" + piece + b"\r\n"
+    return bytes(out + b"0" + ext + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "ext,upper",
+    [
+        (b";name=value", False),
+        (b' ; name="quoted;value"', True),
+        (b';a=1;b="x y";flag', False),
+    ],
+    ids=["token", "bws_quoted_semicolon", "several"],
+)
+def test_chunk_extensions_are_stripped_and_the_member_found_whole(tmp_path, rule_cache, ext, upper):
+    member = gzip_named(sample_text(30_000, 44), "ext.csv")
+    body = _chunked_with_extensions(member, 0x1A0, ext, upper)  # 0x1a0: the sizes have hex letters
+    head = b"POST /upload/ext.gz HTTP/1.1\r\nHost: x.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+    run = run_pcap(rule_cache, capture(tmp_path, conv([[("c2s", head + body), ("s2c", ok())]])))
+    f = run.one(member)
+    assert (f.member.offset, f.member.length, f.member.truncated) == (0, len(member), False)
+    assert f.encoding == ("chunked",) and f.origin.protocol == "http"
+    assert finding_record(f)["url"] == {"original": "/upload/ext.gz", "domain": "x.example"}
+    (obj,) = [o for o in run.objects if o.origin.client_to_server]
+    assert obj.sha256 == hashlib.sha256(member).hexdigest()  # de-chunked exactly: no extension bytes kept
+    assert run.stats.app["http.anomaly.bad_chunk_size"] == 0 and run.stats.app["http.requests"] == 1
+    assert run.stats.app["http.responses"] == 1
+
+
+@pytest.mark.parametrize(
+    "pipelined,mss", [(False, 1460), (True, 1460), (True, 60_000)], ids=["keep_alive", "pipelined", "one_segment"]
+)
+def test_trailers_then_a_second_request_on_the_same_connection(tmp_path, rule_cache, pipelined, mss):
+    first = gzip_named(sample_text(20_000, 45), "first.csv")
+    second = gzip_named(sample_text(20_000, 46), "second.csv")
+    reply = gzip_named(sample_text(20_000, 47), "reply.csv")
+    trailers = [("X-Checksum", "abc"), ("X-Count", "2")]  # two fields: the trailer section is a loop
+    req1 = ab.http_request("POST", "/first", "x.example", first, chunked=True, chunk_size=3000, trailers=trailers)
+    req2 = ab.http_request("POST", "/second", "x.example", second)
+    resp2 = ab.http_response(200, reply, [("Content-Type", "application/octet-stream")])
+    # pipelined: the second request follows the trailers in the same write; in one segment no later
+    # bytes wake the parser, so it must go on by itself, and the response shows it paired request 2
+    c = conv([(req1, ok()), (req2, resp2)], pipelined=pipelined, mss=mss)
+    assert pipelined == (len(c.sends) == 2) and (mss == 1460 or len(payload_stream(c, "c2s")) <= mss)
+    run = run_pcap(rule_cache, capture(tmp_path, c))
+    want = [(first, "/first", ("chunked",), "alert"), (second, "/second", (), "alert"), (reply, "/second", (), "event")]
+    for member, url, encoding, kind in want:
+        f = run.one(member)
+        assert f.origin.protocol == "http" and f.app.method == "POST", url
+        assert finding_record(f)["url"] == {"original": url, "domain": "x.example"}
+        assert (f.encoding, f.kind.value, f.member.offset, f.member.truncated) == (encoding, kind, 0, False)
+    assert run.one(reply).app.status == 200
+    assert run.stats.app["http.requests"] == 2 and run.stats.app["http.responses"] == 2
+    assert not any(k.startswith("http.anomaly") for k in run.stats.app)
+
+
 def test_keep_alive_pipelining_and_100_continue_pair_requests_with_responses(tmp_path, rule_cache):
     first = zlib_member(sample_text(20_000, 1))
     second = gzip_named(sample_text(20_000, 2), "b.csv")

@@ -143,6 +143,20 @@ def test_corrupted_gzip_crc_is_bad(detector):
     assert f.member.checksum is Checksum.BAD
 
 
+@pytest.mark.parametrize("delta", [1, -1, 1 << 31], ids=["plus_1", "minus_1", "high_bit"])
+def test_gzip_wrong_isize_with_right_crc_is_bad(detector, delta):
+    member = bytearray(b.gzip_plain(TEXT))
+    assert int.from_bytes(member[-4:], "little") == len(TEXT)
+    member[-4:] = ((len(TEXT) + delta) & 0xFFFFFFFF).to_bytes(4, "little")  # ISIZE only: CRC-32 still right
+    f = _one(scan(detector, bytes(member)), Format.GZIP)
+    assert f.member.checksum is Checksum.BAD and f.member.proof is Proof.OBJECT_END  # proven by volume only
+    assert (f.member.offset, f.member.length, f.member.truncated) == (0, len(member), False)  # trailer included
+    # too small to be proven by volume: a wrong ISIZE leaves nothing to prove it, so no finding
+    small = bytearray(b.gzip_plain(TEXT[:2000]))
+    small[-4:] = (2001).to_bytes(4, "little")
+    assert scan(detector, bytes(small)) == []
+
+
 def test_tar_gz_lists_member_names(detector):
     data = b.tar_archive({"etc/passwd": b"root:x:0:0\n", "notes.txt": TEXT}, "gz")
     f = _one(scan(detector, data, "t.tgz"), Format.GZIP)
