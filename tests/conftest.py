@@ -1,6 +1,10 @@
-"""Shared fixtures: one real detector per engine (rules compiled once), and a scan helper."""
+"""Shared fixtures: one real detector per engine (rules compiled once), a scan helper, and `need`/`requires`,
+the one place that decides whether a missing prerequisite skips a test (here) or fails it (CI=true)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +13,48 @@ from sensor.detect.detector import Detector
 from sensor.model import ContentObject, FileOrigin, Finding
 
 STAGED = "/cases/WS-01/Users/bob/AppData/Local/Temp/"
+# the corpus beside the repository (../shared: pcaps/real, hostevents/real, seeds); STAGEWATCH_TEST_SHARED moves it
+SHARED = Path(os.environ.get("STAGEWATCH_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def need(why: str | None) -> None:
+    """Go on when `why` is None; else a prerequisite is missing and `why` says which: the test is skipped, or
+    failed under CI=true, where everything is installed and a skip would hide a test that never ran."""
+    __tracebackhide__ = True  # the skip is reported at the caller's line
+    if why is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (CI=true: a missing prerequisite is a failure)", pytrace=False)
+    pytest.skip(why)
+
+
+def requires(why: str | None) -> pytest.MarkDecorator:
+    """`need(why)` as a mark for a test, a class or a module (`pytestmark`), applied before any fixture runs.
+
+    Outside CI it is a plain skipif, so -rs lists each test's own line; under CI=true, pytest_runtest_setup
+    below calls need(), and pytest reports the failure as an error in setup.
+    """
+    if why is not None and os.environ.get("CI") == "true":
+        return pytest.mark.prerequisite(why)
+    return pytest.mark.skipif(why is not None, reason=why or "")
+
+
+def absent(*paths: Path) -> str | None:
+    """Why the shared corpus cannot be read (the first of `paths` that does not exist), or None."""
+    for path in paths:
+        if not path.exists():
+            return f"{path} is absent (the shared corpus lives beside the repo in CI; STAGEWATCH_TEST_SHARED moves it)"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "prerequisite(why): need(why) before the test; see tests/conftest.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("prerequisite"):
+        need(*mark.args)
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +82,12 @@ def scan(det: Detector, data: bytes, name: str = "blob.dat", folder: str = STAGE
 @pytest.fixture(scope="session")
 def pg_url():
     """A real PostgreSQL database for the session (tests/pgserver.py); STAGEWATCH_TEST_PG_URL names another one."""
-    import os
-
     from tests import pgserver
 
     if os.environ.get("STAGEWATCH_TEST_PG_URL"):
         yield os.environ["STAGEWATCH_TEST_PG_URL"]
         return
     why = pgserver.missing()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL tests cannot run in CI: {why}")
-        pytest.skip(why)
+    need(why and f"PostgreSQL tests cannot run: {why}")
     with pgserver.server() as url:
         yield url

@@ -63,10 +63,11 @@ from tests.appbuild import (
     split_head,
     urlencoded,
 )
+from tests.conftest import requires
 from tests.netbuild import Conv, payload_stream, segments, write_pcap
 
 TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed: it is the independent parser here")
+needs_tshark = requires(None if TSHARK else "tshark is not installed: it is the independent parser here")
 
 BODY = random.Random(7).randbytes(10_000)  # binary: spans several segments
 TEXT = b"".join(b"line %05d of a staged report, nothing to see\r\n" % i for i in range(300))  # compressible

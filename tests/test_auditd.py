@@ -18,18 +18,16 @@ from sensor.errors import InputError
 from sensor.hostevents.auditd import Auditd
 from sensor.model import HostEvent
 from sensor.stats import RunStats
+from tests.conftest import SHARED, absent, requires
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "hostevents" / "real"
+REAL = SHARED / "hostevents" / "real"
 LOCAL = REAL / "local__auditd_atomic-T1560.002_debian12.log"
 LABELS = REAL / "local__auditd_atomic-T1560.002_debian12.labels.json"
 ARP = REAL / "otrf__linux_sh_arp_cache_auditd.log"
 DD = REAL / "otrf__linux_sh_binary_padding_dd_auditd.log"
 REAL_LOGS = (LOCAL, ARP, DD)
 
-needs_real = pytest.mark.skipif(
-    not all(p.exists() for p in (*REAL_LOGS, LABELS)),
-    reason=f"the real audit logs are not in {REAL} (shared test corpus, never copied into the repo)",
-)
+needs_real = requires(absent(*REAL_LOGS, LABELS))  # the shared corpus, never copied into the repo
 # the harness took step times in user space; the kernel stamped some records up to 3 ms earlier
 CLOCK_SLACK = 0.01
 

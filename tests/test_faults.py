@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from scapy.all import IP, UDP, Ether, raw
 
 from sensor.cli import main as cli_main
 from sensor.store.db import FindingStore
+from tests.conftest import need
 from tests.test_plan import rotated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,10 @@ def scan_args(tmp: Path, cfg: Path, *extra: str) -> list[str]:
 
 
 def test_killed_dask_workers_lose_and_duplicate_nothing(tmp_path, rule_cache):
-    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    try:
+        import distributed
+    except ImportError:
+        need("the dask extra is not installed (pip install 'stagewatch[dask]')")
     from tests.daskfaults import KillWorker
 
     rotated(tmp_path / "rot")

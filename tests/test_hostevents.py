@@ -19,9 +19,10 @@ from sensor.model import HostEvent, HostFinding
 from sensor.stats import RunStats
 from sensor.store.db import FindingStore
 from tests import hostbuild as hb
+from tests.conftest import SHARED, absent, requires
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "hostevents" / "real"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} is absent (it lives beside the repo in CI)")
+REAL = SHARED / "hostevents" / "real"
+needs_real = requires(absent(REAL))
 T0 = "2026-11-20T09:14:02.125000Z"
 
 

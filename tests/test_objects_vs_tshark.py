@@ -21,13 +21,11 @@ from sensor.model import ObjectRecord
 from sensor.pipeline import Job, scan_inputs
 from sensor.protocols.smtp import unstuff
 from sensor.stats import RunStats
-from tests.tshark_ref import export_objects, tshark_available
+from tests.conftest import SHARED, absent, requires
+from tests.tshark_ref import export_objects, tshark_missing
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "real"
-pytestmark = [
-    pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} is absent (it lives beside the repo in CI)"),
-    pytest.mark.skipif(not tshark_available(), reason="tshark is not installed (make test installs it)"),
-]
+REAL = SHARED / "pcaps" / "real"
+pytestmark = [requires(absent(REAL)), requires(tshark_missing())]
 CAPTURES = sorted(p.name for p in REAL.glob("*.pcap*")) if REAL.is_dir() else []
 # tshark's own export is wrong here (tests/tshark_ref.py): re-split retransmissions duplicate ~2 KB of DATA
 TSHARK_WRONG = {("zeek__smtp.pcap", "imf")}

@@ -10,11 +10,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-
 from sensor.capture.plan import parse_size, plan
 from sensor.cli import main as cli_main
 from tests.builders import gzip_named, random_bytes, sample_text, zlib_member
+from tests.conftest import need
 from tests.netbuild import BASE_TIME, Conv, segments, write_pcap
 
 SPLIT = gzip_named(sample_text(300_000, 1) + random_bytes(100_000, 2), "split.csv")
@@ -80,7 +79,10 @@ def test_plan_command(tmp_path, capsys):
 
 
 def test_dask_local_cluster_gives_the_same_event_ids(tmp_path, rule_cache):
-    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    try:
+        import distributed
+    except ImportError:
+        need("the dask extra is not installed (pip install 'stagewatch[dask]')")
     rotated(tmp_path / "rot")
     single = {r["event"]["id"] for r in run(tmp_path, rule_cache, "single")}
     gc.collect()  # yara-x scanners must be freed here, not by a collection on the cluster's event-loop thread

@@ -27,6 +27,7 @@ from sensor.output.report_assets import SCRIPT
 from sensor.store.db import FindingStore, parse_since
 from tests import appbuild as ab
 from tests.builders import gzip_named, sample_text
+from tests.conftest import need
 from tests.netbuild import segments, write_pcap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ class _Page(HTMLParser):
 def _chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        pytest.skip("no chromium binary (Debian package `chromium`; `make test` installs it)")
+        need("no chromium binary (Debian package `chromium`; `make test` installs it)")
     return binary
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sensor.cli import main as cli_main
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = re.compile(
@@ -80,7 +81,7 @@ class Listener:
 
 def certificate(tmp: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (needed to make the test server's certificate)")
+        need("openssl is not installed (needed to make the test server's certificate)")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",

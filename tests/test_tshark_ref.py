@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.tshark_ref import TsharkError, export_objects, tshark_available
+from tests.conftest import SHARED, absent, requires
+from tests.tshark_ref import TsharkError, coded_bodies, export_objects, follow_tcp, tshark_missing
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "real"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} is absent (it lives beside the repo in CI)")
-needs_tshark = pytest.mark.skipif(not tshark_available(), reason="tshark is not installed (apt-get install tshark)")
+REAL = SHARED / "pcaps" / "real"
+needs_real = requires(absent(REAL))
+needs_tshark = requires(tshark_missing())
 
 GZIP_JSON = "202b775be087f5af98e95120e42769a9b3488f84c5aa79c4f4c1093d348f849c"
 
@@ -66,11 +67,41 @@ def test_a_capture_cut_short_is_not_a_failure(tmp_path: Path) -> None:
     assert [(o.protocol, o.filename, o.size, o.sha256) for o in got] == [("http", "gzip", 197, GZIP_JSON)]
 
 
+@needs_real
+@needs_tshark
+def test_coded_bodies_come_as_sent_even_when_tshark_cannot_decode_them() -> None:
+    # the 165-byte gzip body the export gives decoded (197 bytes), here as it was on the wire
+    (body,) = coded_bodies(REAL / "zeek__http-get-gzip.pcap")
+    assert (body.frame, body.coding, len(body.data), body.data[:3]) == (8, "gzip", 165, b"\x1f\x8b\x08")
+    # lzma and a body merely labelled gzip: not exported at all, yet dissected
+    assert [(b.coding, len(b.data)) for b in coded_bodies(REAL / "sv__http-evader-116-lzma.pcap")] == [("lzma", 90)]
+    assert [len(b.data) for b in coded_bodies(REAL / "sv__http-encoding-gzip-uncompressed.pcap")] == [106]
+    # request bodies too; chunked responses de-chunked; in frame order
+    assert [(b.frame, len(b.data)) for b in coded_bodies(REAL / "sv__http-post-data-decompression.pcap")] == [(4, 45)]
+    assert [len(b.data) for b in coded_bodies(REAL / "sv__http-mime-truncated.pcap")] == [36, 22]
+
+
+@needs_real
+@needs_tshark
+def test_follow_gives_both_directions_as_sent() -> None:
+    client, server = follow_tcp(REAL / "zeek__http-get-gzip.pcap", 0)
+    assert client.startswith(b"GET /gzip HTTP/1.1\r\n") and len(client) == 79
+    assert server.startswith(b"HTTP/1.1 200 OK\r\n") and len(server) == 342
+    assert server.endswith(coded_bodies(REAL / "zeek__http-get-gzip.pcap")[0].data)
+    # a capture cut short: what was sent so far, which the export leaves out
+    _, deb = follow_tcp(REAL / "sv__http-aptget-deb-truncated.pcap", 0)
+    assert b"\r\n\r\n!<arch>\ndebian-binary" in deb and len(deb) < 2_047_608  # of its Content-Length
+
+
 @needs_tshark
 def test_a_failure_names_the_capture(tmp_path: Path) -> None:
     missing = tmp_path / "no-such.pcap"
     with pytest.raises(TsharkError, match="no-such.pcap"):
         export_objects(missing, "http", tmp_path)
+    with pytest.raises(TsharkError, match="no-such.pcap"):
+        coded_bodies(missing)
+    with pytest.raises(TsharkError, match="no-such.pcap"):
+        follow_tcp(missing, 0)
 
 
 def test_an_unknown_protocol_is_refused(tmp_path: Path) -> None:

@@ -15,15 +15,22 @@ Test support only; the sensor never depends on tshark. Rules of tshark 4.0 worth
   exported as far as captured.
 - ``tcp.reassemble_out_of_order`` is FALSE by default in 4.0; without it SMTP DATA with out-of-order
   segments comes out corrupted, hence ``out_of_order=True`` by default here.
+
+What the export leaves out, two more views supply: ``coded_bodies`` gives each content-coded HTTP body as
+sent (de-chunked, still encoded: tshark's "Content-encoded entity body" in PDML, which it shows even for
+codings it cannot decode), and ``follow_tcp`` gives both directions of one TCP stream as captured
+(``-z follow,tcp,raw``), for bodies the export drops because the capture cuts them short.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +57,15 @@ class RefObject:
     path: Path  # the exported file (left in place for inspection)
 
 
+@dataclass(frozen=True)
+class CodedBody:
+    """One content-coded HTTP body as tshark dissects it: its frame, the Content-Encoding, the bytes as sent."""
+
+    frame: int
+    coding: str  # the header's value, e.g. "gzip" or "gzip,gzip"
+    data: bytes  # de-chunked, not decoded
+
+
 def tshark_available() -> bool:
     """True when a tshark that answers ``--version`` is on PATH."""
     exe = shutil.which(TSHARK)
@@ -62,9 +78,42 @@ def tshark_available() -> bool:
     return done.returncode == 0
 
 
+def tshark_missing() -> str | None:
+    """Why tshark cannot be the reference here, or None (for ``tests.conftest.need``)."""
+    return None if tshark_available() else "tshark is not installed (make test installs it: apt-get install tshark)"
+
+
 def _errors(stderr: str) -> list[str]:
     """The stderr lines that report a problem (not the running-as-root notice, not a cut-short capture)."""
     return [ln for ln in stderr.splitlines() if ln.strip() and _ROOT_WARNING not in ln and _CUT_SHORT not in ln]
+
+
+def _run(pcap: Path, args: list[str], doing: str, out_of_order: bool, timeout: float) -> str:
+    """Run ``tshark -r PCAP -q [-o tcp.reassemble_out_of_order:TRUE] ARGS`` with an empty configuration folder,
+    so personal Wireshark preferences cannot change the result; its standard output.
+
+    Raises TsharkError naming the capture ("tshark failed {doing} {pcap}") when tshark is missing, fails, or
+    runs past ``timeout`` seconds; a capture whose last packet is cut short is not a failure.
+    """
+    exe = shutil.which(TSHARK)
+    if exe is None:
+        raise TsharkError(f"tshark is not installed, needed for {doing} {pcap}")
+    cmd = [exe, "-r", str(pcap), "-q"]
+    if out_of_order:
+        cmd += ["-o", "tcp.reassemble_out_of_order:TRUE"]
+    with tempfile.TemporaryDirectory(prefix="tshark-config.") as config_dir:
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=config_dir)
+        try:
+            done = subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise TsharkError(f"tshark timed out after {timeout:g} s {doing} {pcap}") from exc
+        except OSError as exc:
+            raise TsharkError(f"tshark could not be run for {pcap}: {exc}") from exc
+    errors = _errors(done.stderr)
+    if done.returncode != 0 and (errors or _CUT_SHORT not in done.stderr):
+        detail = "; ".join(errors) or f"exit status {done.returncode}"
+        raise TsharkError(f"tshark failed {doing} {pcap}: {detail}")
+    return done.stdout
 
 
 def export_objects(
@@ -78,38 +127,59 @@ def export_objects(
     """Export the ``proto`` objects of ``pcap`` with tshark; the objects sorted by file name.
 
     Runs ``tshark -r PCAP -q [-o tcp.reassemble_out_of_order:TRUE] --export-objects PROTO,DIR`` with DIR a
-    fresh folder under ``workdir`` (tshark numbers repeated names against what the folder already holds) and
-    an empty configuration folder, so personal Wireshark preferences cannot change the result. The exported
-    files stay in DIR for inspection. Raises TsharkError naming the capture when tshark is missing, fails,
-    or runs past ``timeout`` seconds; a capture whose last packet is cut short is not a failure.
+    fresh folder under ``workdir`` (tshark numbers repeated names against what the folder already holds).
+    The exported files stay in DIR for inspection. Errors as ``_run``.
     """
     if proto not in PROTOCOLS:
         raise ValueError(f"unknown export-objects protocol {proto!r} (one of {', '.join(PROTOCOLS)})")
-    exe = shutil.which(TSHARK)
-    if exe is None:
-        raise TsharkError(f"tshark is not installed: cannot export {proto} objects of {pcap}")
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{pcap.name}.{proto}.", dir=workdir))
-    out_dir, config_dir = run_dir / "objects", run_dir / "config"
+    out_dir = run_dir / "objects"
     out_dir.mkdir()
-    config_dir.mkdir()
-    cmd = [exe, "-r", str(pcap), "-q"]
-    if out_of_order:
-        cmd += ["-o", "tcp.reassemble_out_of_order:TRUE"]
-    cmd += ["--export-objects", f"{proto},{out_dir}"]
-    env = dict(os.environ, WIRESHARK_CONFIG_DIR=str(config_dir))
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise TsharkError(f"tshark timed out after {timeout:g} s exporting {proto} objects of {pcap}") from exc
-    except OSError as exc:
-        raise TsharkError(f"tshark could not be run for {pcap}: {exc}") from exc
-    errors = _errors(done.stderr)
-    if done.returncode != 0 and (errors or _CUT_SHORT not in done.stderr):
-        detail = "; ".join(errors) or f"exit status {done.returncode}"
-        raise TsharkError(f"tshark failed exporting {proto} objects of {pcap}: {detail}")
+    _run(pcap, ["--export-objects", f"{proto},{out_dir}"], f"exporting {proto} objects of", out_of_order, timeout)
     objects = []
     for path in sorted(out_dir.iterdir()):
         data = path.read_bytes()
         objects.append(RefObject(proto, path.name, len(data), hashlib.sha256(data).hexdigest(), path))
     return objects
+
+
+def coded_bodies(pcap: Path, out_of_order: bool = True, *, timeout: float = DEFAULT_TIMEOUT) -> list[CodedBody]:
+    """Every content-coded HTTP body (requests' too) as sent, in frame order, whether tshark can decode it or not.
+
+    Reads the PDML of ``-Y http.content_encoding``: each body is the field shown as "Content-encoded entity
+    body (CODING): N bytes", whose value is the de-chunked body before decoding. Errors as ``_run``.
+    """
+    pdml = _run(
+        pcap, ["-Y", "http.content_encoding", "-T", "pdml"], "dissecting the HTTP bodies of", out_of_order, timeout
+    )
+    bodies = []
+    for packet in ET.fromstring(pdml).iter("packet"):
+        frame = int(next(f.get("show", "0") for f in packet.iter("field") if f.get("name") == "num"))
+        for field in packet.iter("field"):
+            shown = re.match(r"Content-encoded entity body \((.*?)\): (\d+) bytes", field.get("show", ""))
+            if shown:
+                data = bytes.fromhex(field.get("value", ""))
+                if len(data) != int(shown[2]):
+                    raise TsharkError(f"{pcap} frame {frame}: the PDML holds {len(data)} of {shown[2]} body bytes")
+                bodies.append(CodedBody(frame, shown[1], data))
+    return bodies
+
+
+def follow_tcp(
+    pcap: Path, stream: int, out_of_order: bool = True, *, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[bytes, bytes]:
+    """Both directions of TCP stream ``stream`` (tshark's tcp.stream index) as reassembled: (node 0, node 1).
+
+    Node 0 is the endpoint tshark saw first, the client when the handshake was captured. Reads the hex lines of
+    ``-z follow,tcp,raw,STREAM``: node 1's lines are indented with a tab. Errors as ``_run``.
+    """
+    text = _run(pcap, ["-z", f"follow,tcp,raw,{stream}"], f"following TCP stream {stream} of", out_of_order, timeout)
+    sides: tuple[list[str], list[str]] = ([], [])
+    body = text.split("\nNode 1: ", 1)[-1].split("\n", 1)[-1]
+    for line in body.splitlines():
+        if line.startswith("="):
+            break
+        if line.strip():
+            sides[line.startswith("\t")].append(line.strip())
+    return bytes.fromhex("".join(sides[0])), bytes.fromhex("".join(sides[1]))
