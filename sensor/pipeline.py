@@ -20,14 +20,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loguru import logger
 
-from sensor.capture.live import LiveCapture
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
-from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
 from sensor.detect.content_rules import UserRules, load_user_rules
 from sensor.detect.detector import Detector
@@ -36,12 +34,17 @@ from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
 from sensor.model import Buffer, Finding, HostEvent, HostFinding, Packet, SegmentDone
-from sensor.netscan import NetScanner, Result
 from sensor.output.extract import MemberFiles
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
-from sensor.staging.watch import Watcher
 from sensor.stats import RunStats
+
+if TYPE_CHECKING:
+    from sensor.capture.plan import Segment as PlannedSegment
+    from sensor.netscan import NetScanner, Result
+
+# Imported where they are used, so that scanning a staged file does not load them: the network path
+# (netscan: dpkt, reassembly, protocol extractors), live capture, the folder watcher (watchdog).
 
 Progress = Callable[[str, int], None]
 BATCH = 64  # results per message from a worker process
@@ -97,7 +100,10 @@ def scan_inputs(
                 if job.as_kind != "file" and is_capture(_head(path)):
                     if job.skip_captures:
                         continue
-                    net = net or NetScanner(settings, detector, stats, job.shard)
+                    if net is None:
+                        from sensor.netscan import NetScanner
+
+                        net = NetScanner(settings, detector, stats, job.shard)
                     try:
                         yield from net.scan(path)
                     except InputError as e:
@@ -269,6 +275,8 @@ def watch_inputs(
 
     `existing`: scan what the folders already hold first. Returns once `stop` is set.
     """
+    from sensor.staging.watch import Watcher
+
     detector = _detector(settings, stats)
     namer = HostNamer(settings.host, settings.host_from_path, stats)
     watcher = Watcher(folders, settle)  # validates the folders before anything is scanned
@@ -308,6 +316,9 @@ class WorkerStats:
 
 
 def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, reloads: Any) -> None:  # noqa: ANN401
+    from sensor.capture.live import LiveCapture
+    from sensor.netscan import NetScanner
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (the `stop` event)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stats = RunStats()
@@ -435,6 +446,8 @@ MAX_DETECTORS = 4  # a long-lived Dask worker may serve runs with different sett
 
 def segment_task(seg: PlannedSegment, settings: Settings) -> tuple[list[Result], RunStats]:
     """One planned segment, start to end, in this process: its results and its counters (small records)."""
+    from sensor.netscan import NetScanner
+
     stats = RunStats()
     # keyed by every setting: observer, limits, user rules and tuning all shape what a detector finds
     detector = _DETECTORS.get(settings)

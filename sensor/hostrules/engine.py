@@ -10,11 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensor.config import bundled_signatures
 from sensor.hostrules.operation import operation_of
-from sensor.hostrules.sigma import CompiledRule, load_rules
 from sensor.model import HostEvent, HostFinding
+
+if TYPE_CHECKING:
+    from sensor.hostrules.sigma import CompiledRule
 
 # Namespace of host finding ids (UUIDv5), fixed forever so ids stay stable across versions.
 HOST_NS = uuid.UUID("5c8f0d7a-2b1e-5d44-9e6f-8a3b2c1d0e9f")
@@ -31,6 +34,8 @@ class HostRules:
 
     def __init__(self, observer: str, rules_dir: Path | None = None, extra: tuple[Path, ...] = ()) -> None:
         """`extra`: the analyst's Sigma files (--rules DIR), evaluated beside the bundled ones."""
+        from sensor.hostrules.sigma import load_rules  # pySigma (~80 ms) only once host events are read
+
         folder = rules_dir if rules_dir is not None else bundled_host_rules()
         self.observer = observer
         self.rules: list[CompiledRule] = load_rules([*sorted(folder.glob("*.yml")), *extra])

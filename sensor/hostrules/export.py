@@ -35,15 +35,13 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sigma.collection import SigmaCollection
-from sigma.exceptions import SigmaError
-
 from sensor.errors import RuleError, SensorError
-from sensor.hostrules.engine import bundled_host_rules
+
+# pySigma, importlib.metadata and the host-rule engine are imported by the functions that use them: this
+# module also gives the CLI's parser its `rules` subcommand, on every start.
 
 # Sigma taxonomy -> ECS for rules without `product: windows` (ecs_windows only maps those). These names hold
 # for Linux telemetry in ECS too (Auditbeat, Elastic Defend), hence no Winlogbeat-only `.caseless` suffix.
@@ -182,6 +180,8 @@ def qradar_aql_pipeline() -> Any:
 
 
 def _version(dist: str) -> str | None:
+    from importlib import metadata
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -190,6 +190,8 @@ def _version(dist: str) -> str | None:
 
 def _pysigma_clash(dist: str) -> str | None:
     """'<dist> <v> needs pySigma<spec>, pySigma <v> is installed' when the installed pySigma is outside its range."""
+    from importlib import metadata
+
     from packaging.requirements import InvalidRequirement, Requirement
 
     have, installed = _version(dist), _version("pysigma")
@@ -240,6 +242,11 @@ def export_rules(target: str, rules: Path | None = None) -> list[ExportedRule]:
     """Every rule of a folder (default: the bundled host rules) or file, converted for a target."""
     if target not in TARGETS:
         raise ExportError(target, f"unknown target; choose one of {', '.join(TARGETS)}")
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
+
+    from sensor.hostrules.engine import bundled_host_rules
+
     backend = load_backend(target)
     folder = rules if rules is not None else bundled_host_rules()
     if not folder.exists():

@@ -4,19 +4,52 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from sensor.flow.direction import endpoint_text
 from sensor.stats import RunStats
 
-# Redirected output keeps full-width rows instead of folding paths into 80 columns.
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-out = Console(width=None if sys.stdout.isatty() else 200)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+# rich is imported on first use (~30 ms): `scan -q` and `--jsonl -` runs print no table and no progress.
+err: Console  # stderr and stdout, each made on first use (module __getattr__)
+out: Console
+
+
+def _console(name: str) -> Console:
+    """`err` or `out`, made once. Redirected output keeps full-width rows instead of folding paths into 80 columns."""
+    made = globals().get(name)
+    if made is None:
+        from rich.console import Console
+
+        if name == "err":
+            made = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+        else:
+            made = Console(width=None if sys.stdout.isatty() else 200)
+        globals()[name] = made
+    return made
+
+
+def __getattr__(name: str) -> Console:
+    if name in ("err", "out"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def escape(text: str) -> str:
+    """rich markup escaped (rich.markup.escape, imported with the tables)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def _table(*args: Any, **kwargs: Any) -> Table:
+    from rich.table import Table
+
+    return Table(*args, **kwargs)
 
 
 class ScanProgress:
@@ -29,6 +62,15 @@ class ScanProgress:
 
     def __enter__(self) -> ScanProgress:
         if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._p = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.fields[files]} files"),
@@ -36,7 +78,7 @@ class ScanProgress:
                 DownloadColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[path]}", style="dim"),
-                console=err,
+                console=_console("err"),
                 transient=True,
             )
             self._p.start()
@@ -77,7 +119,7 @@ def findings_table(records: Iterable[dict[str, Any]], limit: int = TABLE_ROWS, s
     hidden = max(0, len(records) - limit)
     records = records[:limit]
     caption = f"{hidden} more findings in the JSON lines and the store" if hidden else None
-    t = Table(title="stagewatch findings", caption=caption, show_lines=False, expand=False)
+    t = _table(title="stagewatch findings", caption=caption, show_lines=False, expand=False)
     for col in ("id", "time", "kind", "sev", "format", "host / path", "source > destination", "size", "inside",
                 "reasons"):  # fmt: skip
         t.add_column(col, overflow="fold")
@@ -124,7 +166,7 @@ def _flow(r: dict[str, Any]) -> str:
 
 def host_findings_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
     """One row per host finding: id, time, host, severity, rule label and operation, process, command line."""
-    t = Table(title="stagewatch host findings")
+    t = _table(title="stagewatch host findings")
     for col in ("id", "time", "host", "sev", "rule", "process", "command line / file"):
         t.add_column(col, overflow="fold")
     for r in records[:limit]:
@@ -149,7 +191,7 @@ def host_findings_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) 
 def flows_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
     """One row per flow: id (`objects --flow` takes it), community id, start, client > server, protocol,
     direction, bytes each way, end."""
-    t = Table(title="stagewatch flows")
+    t = _table(title="stagewatch flows")
     for col in ("id", "community id", "start", "client > server", "proto", "direction", "bytes out/in", "end reason"):
         t.add_column(col, overflow="fold")
     for r in records[:limit]:
@@ -173,7 +215,7 @@ def flows_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table
 
 def objects_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Table:
     """One row per application object: time, flow, protocol, name, size, type, layers, sha256."""
-    t = Table(title="stagewatch objects")
+    t = _table(title="stagewatch objects")
     for col in ("id", "time", "source > destination", "proto", "name", "size", "mime", "layers", "sha256"):
         t.add_column(col, overflow="fold")
     for r in records[:limit]:
@@ -197,7 +239,7 @@ def objects_table(records: list[dict[str, Any]], limit: int = TABLE_ROWS) -> Tab
 
 def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: int = 0) -> Table:
     """The end-of-run counts: inputs, findings, verification, limits, skips and errors."""
-    t = Table(title="scan summary", show_header=False)
+    t = _table(title="scan summary", show_header=False)
     t.add_column("what")
     t.add_column("count", justify="right")
     mb = stats.bytes / 1e6
@@ -234,7 +276,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: 
 
 def incidents_table(records: list[dict[str, Any]]) -> Table:
     """One row per incident: when, host, score, process, what left and where to."""
-    t = Table(title="stagewatch incidents")
+    t = _table(title="stagewatch incidents")
     for col in ("id", "start", "host", "score", "process", "files", "to", "kinds"):
         t.add_column(col, overflow="fold")
     for r in records[:TABLE_ROWS]:

@@ -11,8 +11,27 @@ from sensor.errors import InputError
 from sensor.model import Finding
 from sensor.output.base import sinks
 
+try:
+    import orjson
+except ImportError:  # an optional speed-up: the stdlib writes the same lines
+    orjson = None  # type: ignore[assignment]
+
+# orjson would write dataclasses and datetimes the stdlib refuses; passed through, they fail as before
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME if orjson is not None else 0
+
 
 def dumps(record: dict[str, Any]) -> str:
+    """One compact JSON line without its newline, non-ASCII kept as UTF-8.
+
+    orjson writes our records about 10x faster than json and gives the same text for them (bench_start.py
+    checks). What it refuses (non-str keys, ints beyond 64 bits, lone surrogates, other types) goes to the
+    stdlib, which converts or raises as it always did.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(record, option=_ORJSON_OPTIONS).decode()
+        except TypeError:  # orjson.JSONEncodeError
+            pass
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
-from sensor.store.db import FindingRow, FindingStore, FlowRow, ObjectRow
+
+if TYPE_CHECKING:
+    from sensor.store.db import FindingRow, FindingStore, FlowRow, ObjectRow
+
+# sensor.store.db (SQLAlchemy, ~0.1 s) is imported by the functions that make rows: the ids below are also
+# what `scan --no-db` stamps on its flow and object records, and that run never opens a store.
 
 BATCH = 200
 
@@ -23,6 +28,8 @@ def flow_id_of(observer: str, community_id: str, start: float) -> str:
 
 
 def flow_row(observer: str, r: FlowRecord, record: dict[str, Any]) -> FlowRow:
+    from sensor.store.db import FlowRow
+
     flow_id = flow_id_of(observer, r.community_id, r.start)
     return FlowRow(flow_id, r.community_id, r.start, r.end, r.src, r.dst, r.bytes[0], r.bytes[1], dumps(record))
 
@@ -36,11 +43,15 @@ def object_ids(observer: str, r: ObjectRecord) -> tuple[str, str]:
 
 
 def object_row(observer: str, r: ObjectRecord, record: dict[str, Any]) -> ObjectRow:
+    from sensor.store.db import ObjectRow
+
     object_id, flow_id = object_ids(observer, r)
     return ObjectRow(object_id, flow_id, r.origin.ts, r.sha256, r.size, r.name, r.mime_type, dumps(record))
 
 
 def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
+    from sensor.store.db import FindingRow
+
     o = f.origin
     return FindingRow(
         event_id=f.event_id,

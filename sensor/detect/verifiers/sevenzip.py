@@ -6,9 +6,6 @@ import io
 import zlib
 from typing import ClassVar
 
-import py7zr
-import py7zr.exceptions
-
 from sensor.detect.verifiers.base import Context, Verified, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
@@ -46,6 +43,9 @@ class SevenZipVerifier:
         inner = 0
         detail = None
         if end - off <= MAX_LISTING:
+            import py7zr  # 20-30 ms to import (and a subprocess in pycryptodomex): only when a 7z verifies
+            import py7zr.exceptions
+
             try:
                 with py7zr.SevenZipFile(io.BytesIO(bytes(data[off:end]))) as z:
                     infos = z.list()
