@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SW := $(VENV)/bin/stagewatch
-APT_PKGS_RUN := libmagic1
+# gcc and the Python headers build the compiled packet core (sensor/flow/_core.pyx) on install; without
+# them the package still installs and the Python reference core runs (slower; one warning line says so)
+APT_PKGS_RUN := libmagic1 gcc python3-dev
 # zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), tshark (the reference
 # peer for --objects and for the crafted protocol captures), iproute2 + tcpreplay + tcpdump (live capture tests in
 # a network namespace; scapy compiles --bpf with tcpdump), postgresql (a throwaway server for the store
 # tests), chromium (headless: tests/test_report.py renders the HTML report, reads its DOM, takes a
 # screenshot), yara (bench peer)
-APT_PKGS_TEST := libmagic1 zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium
+APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench
-.PHONY: demo test bench bench-quick clean sysdeps-run sysdeps-test sysdeps-bench
+.PHONY: demo test bench bench-quick sanitize clean sysdeps-run sysdeps-test sysdeps-bench
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,7 +44,13 @@ $(VENV)/.ok: $(VENV)/.ok-run
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: sysdeps-run $(VENV)/.ok-run
+# the compiled core again whenever its Cython sources change (pip install -e builds it in place)
+CORE_SRC := $(wildcard sensor/flow/*.pyx sensor/flow/*.pxd)
+$(VENV)/.ok-core: $(VENV)/.ok-run $(CORE_SRC)
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: sysdeps-run $(VENV)/.ok-run $(VENV)/.ok-core
 	$(PY) samples/make_staged.py samples/staged
 	$(PY) pcaps/make_samples.py pcaps/samples
 	$(PY) samples/make_hostevents.py samples/telemetry samples/staged
@@ -56,30 +64,51 @@ demo: sysdeps-run $(VENV)/.ok-run
 	  "incidents: samples/demo-incidents.jsonl; report: samples/demo-report.html; store: samples/demo.db" \
 	  "(.venv/bin/stagewatch findings|flows|objects|host-findings|incidents|explain ID --db samples/demo.db)"
 
-test: sysdeps-test $(VENV)/.ok
+test: sysdeps-test $(VENV)/.ok $(VENV)/.ok-core
 	$(VENV)/bin/ruff check sensor tests bench samples pcaps
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 # generated corpora (about 0.5 GB) go to BENCH_DATA, outside the repository
-bench: sysdeps-bench $(VENV)/.ok
+bench: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA)
+	$(PY) bench/bench_fp.py $(BENCH_DATA)
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net
+	$(PY) bench/bench_core.py $(BENCH_DATA)-net
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net
 	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net
 	$(PY) bench/bench_tuning.py $(BENCH_DATA)-net
-bench-quick: sysdeps-bench $(VENV)/.ok
+	$(PY) bench/bench_start.py $(BENCH_DATA)-start
+bench-quick: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(call apt_install,tcpflow time)
 	$(PY) bench/bench_detect.py $(BENCH_DATA) --quick
+	$(PY) bench/bench_fp.py $(BENCH_DATA) --quick
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net --quick
+	$(PY) bench/bench_core.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_fleet.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_tuning.py $(BENCH_DATA)-net --quick
+	$(PY) bench/bench_start.py $(BENCH_DATA)-start --quick
+
+# The compiled core built by clang with AddressSanitizer and UBSan, the network tests and the real captures run
+# on it (CPython itself is not instrumented: the ASan runtime is preloaded, PYTHONMALLOC=malloc makes every
+# object a malloc block ASan can see), then a test-only one-byte over-read must abort: the flags applied.
+# The normal build is restored at the end.
+SAN_ENV = LD_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) PYTHONMALLOC=malloc \
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 STAGEWATCH_SANITIZED=1
+sanitize: sysdeps-test $(VENV)/.ok
+	$(call apt_install,clang)
+	rm -f sensor/flow/_core.c sensor/flow/_core.*.so
+	CC=clang LDSHARED="clang -shared" STAGEWATCH_SANITIZE=1 $(PY) -m pip install -q --no-deps --force-reinstall -e .
+	status=0; $(SAN_ENV) $(PY) -m pytest -p no:cacheprovider tests/test_core_diff.py tests/test_decode.py \
+	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py || status=$$?; \
+	rm -f sensor/flow/_core.c sensor/flow/_core.*.so; \
+	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest-tmp samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples
+	rm -rf $(VENV) .pytest-tmp build samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples sensor/flow/_core.c sensor/flow/_core.*.so

@@ -1,13 +1,37 @@
 """Only what pyproject.toml cannot say: the top-level signatures/ folder ships inside the wheel as
-sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the bundled rules."""
+sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the bundled rules; and the
+compiled packet core (sensor/flow/_core.pyx), built by Cython. The extension is optional: where it does
+not build (no C compiler), the package installs and the Python reference core runs (sensor/flow/core.py).
 
-from setuptools import find_packages, setup
+STAGEWATCH_SANITIZE=1 builds it with clang's AddressSanitizer and UBSan (`make sanitize`).
+"""
+
+import os
+
+from setuptools import Extension, find_packages, setup
 
 DATA = {
     "sensor.signatures": "signatures",
     "sensor.signatures.host": "signatures/host",
     "sensor.signatures.dlp": "signatures/dlp",
 }
+
+
+def extensions() -> list:
+    try:
+        from Cython.Build import cythonize
+    except ImportError:  # a build without Cython (an sdist built elsewhere): the reference core runs
+        return []
+    args = ["-O2"]
+    link: list[str] = []
+    if os.environ.get("STAGEWATCH_SANITIZE") == "1":
+        args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+        link = ["-fsanitize=address,undefined"]
+    core = Extension(
+        "sensor.flow._core", ["sensor/flow/_core.pyx"], extra_compile_args=args, extra_link_args=link, optional=True
+    )
+    return cythonize([core], compiler_directives={"language_level": "3"}, quiet=True)
+
 
 setup(
     packages=[*find_packages(include=["sensor", "sensor.*"]), *DATA],
@@ -17,4 +41,5 @@ setup(
         "sensor.signatures.host": ["*.yml"],
         "sensor.signatures.dlp": ["*.yar"],
     },  # fmt: skip
+    ext_modules=extensions(),
 )

@@ -3,65 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import itertools
-import multiprocessing as mp
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from sensor import __version__
-from sensor.capture.plan import parse_size, plan
-from sensor.config import Settings, load_settings
-from sensor.correlate.engine import Correlator
-from sensor.correlate.hosts import HostMap
-from sensor.correlate.load import load
-from sensor.detect.engines import engines
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
-from sensor.flow.direction import HomeNet
+from sensor.flow import core
 from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
-from sensor.output import console, report
-from sensor.output import explain as explaining
-from sensor.output.console import TABLE_ROWS
-from sensor.output.ecs import (
-    finding_record,
-    flow_record,
-    host_finding_record,
-    incident_record,
-    object_record,
-    observer_fields,
-)
-from sensor.output.extract import MemberFiles
+from sensor.output import console
+from sensor.output.ecs import finding_record, flow_record, host_finding_record, object_record, observer_fields
 from sensor.output.jsonl import JsonlSink, dumps, open_lines, write_lines
-from sensor.output.store_sink import StoreSink, flow_id_of, object_ids, row_of
-from sensor.output.syslog import SyslogSink
-from sensor.pipeline import (
-    Job,
-    LiveJob,
-    WorkerStats,
-    check_rules,
-    live_inputs,
-    scan_inputs,
-    scan_parallel,
-    scan_segments,
-    scan_segments_dask,
-    watch_inputs,
-    zone,
-)
-from sensor.staging.stdin import default_spool_dir, spool
+from sensor.output.store_sink import StoreSink, flow_id_of, object_ids
 from sensor.stats import RunStats
-from sensor.store.db import FindingStore, parse_since
-from sensor.store.query import Query
-from sensor.store.retention import RetentionTimer
-from sensor.tuning.tuner import Tuner
+
+if TYPE_CHECKING:
+    from sensor.config import Settings
+    from sensor.store.db import FindingStore
+    from sensor.store.query import Query
+    from sensor.tuning.tuner import Tuner
+
+# Each command imports what only it needs, inside it: a start pays for the parser and the scan path, not for
+# SQLAlchemy under --no-db, pySigma before a host event, the report, the correlator or rich under -q.
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 EPILOG = """examples:
@@ -71,6 +43,22 @@ EPILOG = """examples:
   stagewatch explain 3f2a9c1e
 """
 STORE_HELP = "findings store: a SQLite file or a postgresql+psycopg:// URL (default ./stagewatch.db)"
+
+
+class _EngineNames:
+    """--engine's choices, read from the engine registry only when a value is checked or the help is shown:
+    importing the engines (yara-x, yara-python) is a scan's cost, not every command's."""
+
+    def _names(self) -> list[str]:
+        from sensor.detect.engines import engines
+
+        return engines.names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -170,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"stagewatch {__version__}")
+    p.add_argument("--version", action="version", version=f"stagewatch {__version__}, {core.name()}")
     p.add_argument("--debug", action="store_true", help="log debug lines and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr; no tables")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help)")
@@ -186,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _jsonl_option(s, "findings and host findings")
     _store_option(s, writes=True)
-    s.add_argument("--engine", choices=engines.names(), help="rule engine (default yara-x)")
+    engine = s.add_argument("--engine", help="rule engine (default yara-x)")
+    engine.choices = _EngineNames()  # after add_argument, which iterates choices (imports every engine) to check them
     _host_options(s)
     _sensor_options(s)
     _network_outputs(s)
@@ -325,6 +314,9 @@ def _record_of(
 def _start(settings: Settings, stats: RunStats) -> tuple[dict[str, Any], Tuner]:
     """Before any input: the analyst's rules checked (one line naming file and line), the tuning loaded and
     its expired entries counted, and the observer.* block every record gets."""
+    from sensor.pipeline import check_rules
+    from sensor.tuning.tuner import Tuner
+
     check_rules(settings)
     tuner = Tuner.load(settings.suppress)
     tuner.count_expired(stats)
@@ -343,6 +335,12 @@ def _end_run(
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
+    from sensor.config import load_settings
+    from sensor.flow.direction import HomeNet
+    from sensor.output.extract import MemberFiles
+    from sensor.pipeline import zone
+    from sensor.staging.stdin import default_spool_dir, spool
+
     signal.signal(signal.SIGTERM, _terminate)
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
@@ -378,6 +376,11 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
 
 def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: dict[str, Any], tuner: Tuner) -> int:
+    import itertools
+
+    from sensor.capture.plan import parse_size, plan
+    from sensor.pipeline import Job, scan_inputs, scan_parallel, scan_segments, scan_segments_dask
+
     sinks = _sinks(a, settings)
     store, run_id = _open_run(a, settings, sinks)
     directions: Counter[str] = Counter()
@@ -419,7 +422,7 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
                 record = _record_of(item, observer)
                 for sink in sinks:
                     sink.write(item, record)
-                if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * TABLE_ROWS:
+                if isinstance(item, Finding) and not a.quiet and a.jsonl != "-" and len(shown) < 4 * console.TABLE_ROWS:
                     shown.append(record)  # the table shows the first alerts; all of them are in the sinks
     except KeyboardInterrupt:
         status = "interrupted"
@@ -443,6 +446,9 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
 
 
 def _query(a: argparse.Namespace) -> Query:
+    from sensor.store.db import parse_since
+    from sensor.store.query import Query
+
     now = time.time()
     return Query(
         since=parse_since(a.since, now) if a.since else None,
@@ -471,6 +477,8 @@ QUERY_TABLES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], Any]]] = {
 
 def cmd_query(a: argparse.Namespace) -> int:
     """`findings`, `host-findings`, `flows`, `objects`: the stored records that pass the filters."""
+    from sensor.store.db import FindingStore
+
     command = "host-findings" if getattr(a, "host_findings", False) else a.command
     table, render = QUERY_TABLES[command]
     q = _query(a)
@@ -502,6 +510,8 @@ def _sinks(a: argparse.Namespace, settings: Settings) -> list[Any]:
         if target:
             sinks.append(JsonlSink(target, kind, a.truncate))
     if a.syslog:
+        from sensor.output.syslog import SyslogSink
+
         sinks.append(SyslogSink(a.syslog, a.syslog_format, settings.observer, a.syslog_ca))
     return sinks
 
@@ -510,6 +520,8 @@ def _open_run(a: argparse.Namespace, settings: Settings, sinks: list[Any]) -> tu
     """The store and this run's row (unless --no-db); its sink joins `sinks`."""
     if a.no_db:
         return None, None
+    from sensor.store.db import FindingStore
+
     store = FindingStore(a.db)
     run_id = store.begin_run(settings.observer, sys.argv)
     sinks.append(StoreSink(store, run_id, settings.observer))
@@ -528,6 +540,8 @@ def _no_home_net(directions: Counter[str], settings: Settings) -> None:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
+    from sensor.capture.plan import parse_size, plan
+
     segments = plan(a.paths, a.group_by, parse_size(a.segment_size), a.read_ahead)
     records = [asdict(seg) for seg in segments]
     if a.jsonl:
@@ -545,6 +559,13 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_correlate(a: argparse.Namespace) -> int:
+    from sensor.correlate.engine import Correlator
+    from sensor.correlate.hosts import HostMap
+    from sensor.correlate.load import load
+    from sensor.output.ecs import incident_record
+    from sensor.output.syslog import SyslogSink
+    from sensor.store.db import FindingStore
+
     hosts = HostMap()
     if a.host_map:
         hosts.load(a.host_map)
@@ -576,6 +597,8 @@ def cmd_correlate(a: argparse.Namespace) -> int:
 
 def _reload_tuning(tuner: Tuner, path: Path | None, stats: RunStats) -> Tuner:
     """SIGHUP: read the tuning file again; a broken file is logged and the tuning in use stays."""
+    from sensor.tuning.tuner import Tuner
+
     try:
         fresh = Tuner.load(path)
     except ConfigError as e:
@@ -590,6 +613,13 @@ def _reload_tuning(tuner: Tuner, path: Path | None, stats: RunStats) -> Tuner:
 
 def cmd_live(a: argparse.Namespace) -> int:
     """Capture until SIGTERM/SIGINT, then flush every open flow; SIGHUP reopens the output files."""
+    import multiprocessing as mp
+
+    from sensor.config import load_settings
+    from sensor.flow.direction import HomeNet
+    from sensor.output.extract import MemberFiles
+    from sensor.pipeline import LiveJob, WorkerStats, live_inputs
+
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
     home_net = tuple(a.home_net.split(",")) if a.home_net else None
@@ -667,6 +697,11 @@ def cmd_live(a: argparse.Namespace) -> int:
 
 def cmd_watch(a: argparse.Namespace) -> int:
     """Until SIGTERM/SIGINT: each complete file scanned, its findings replacing the file's earlier ones."""
+    from sensor.config import load_settings
+    from sensor.output.store_sink import row_of
+    from sensor.pipeline import watch_inputs
+    from sensor.store.db import FindingStore
+
     settings = load_settings(
         a.config,
         host=_host_name(a),
@@ -713,6 +748,8 @@ def cmd_watch(a: argparse.Namespace) -> int:
 
 
 def cmd_incidents(a: argparse.Namespace) -> int:
+    from sensor.store.db import FindingStore, parse_since
+
     since = parse_since(a.since, time.time()) if a.since else None
     with FindingStore(a.db, create=False) as store:
         records = store.incident_records(since=since, host=a.host)
@@ -725,6 +762,8 @@ def cmd_incidents(a: argparse.Namespace) -> int:
 
 def cmd_prune(a: argparse.Namespace) -> int:
     """Delete rows older than --older-than (event time) in one transaction, then reclaim the space."""
+    from sensor.store.db import FindingStore
+
     age = _duration(a.older_than, "--older-than")
     if not 0 < age < float("inf"):  # a negative span would put the cutoff in the future: delete everything
         raise ValueError(f"--older-than {a.older_than!r}: expected a positive span such as 30d, 12h or seconds")
@@ -751,6 +790,8 @@ def _retention(store: FindingStore | None, keep: float | None, quiet: bool) -> C
     """The `retention` setting for live/watch: call it between records; it prunes at once, then daily."""
     if store is None or keep is None:
         return lambda: None
+    from sensor.store.retention import RetentionTimer
+
     timer = RetentionTimer(store, keep)
 
     def tick() -> None:
@@ -762,6 +803,9 @@ def _retention(store: FindingStore | None, keep: float | None, quiet: bool) -> C
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    from sensor.output import report
+    from sensor.store.db import FindingStore, parse_since
+
     now = time.time()
     since = parse_since(a.since, now) if a.since else None
     with FindingStore(a.db, create=False) as store:
@@ -781,6 +825,9 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
+    from sensor.output import explain as explaining
+    from sensor.store.db import FindingStore
+
     with FindingStore(a.db, create=False) as store:
         if a.jsonl:
             write_lines(a.jsonl, [explaining.explain_record(store, a.id)])

@@ -80,3 +80,11 @@ def test_no_extras_scans_the_same_and_names_missing_extras(bare, tmp_path, rule_
         text=True,
     )
     assert pg.returncode == 1 and "pip install 'stagewatch[postgres]'" in pg.stderr.strip().splitlines()[-1]
+
+
+def test_pip_install_builds_the_compiled_core_and_the_reference_stays_selectable(bare):
+    version = subprocess.run([str(bare / "bin/stagewatch"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "compiled core (Cython)" in version.stdout, version.stdout + version.stderr
+    env = {"STAGEWATCH_NO_EXTENSIONS": "1", "PATH": "/usr/bin:/bin"}
+    ref = subprocess.run([str(bare / "bin/stagewatch"), "--version"], capture_output=True, text=True, env=env)
+    assert "Python reference core (STAGEWATCH_NO_EXTENSIONS is set)" in ref.stdout

@@ -22,9 +22,11 @@ payload (tcpflow writes it as stream data, BASELINE.md finding 5). Checksums are
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import dpkt
 
+from sensor.flow import core
 from sensor.flow.fragments import FragmentTable, OversizeDatagram
 from sensor.model import Packet, Segment
 from sensor.stats import RunStats
@@ -163,88 +165,102 @@ _LINKS = {  # LINKTYPE_* -> link-layer parser returning (ethertype, network-laye
 }
 
 
+def decode_fast(ts: float, linktype: int, data: bytes, index: int) -> Segment | None:
+    """The struct fast path, the reference of the compiled `_core.decode_fast`: the frame's Segment when it
+    fully understands it, else None ("not mine", never "undecodable": Decoder.decode hands it to dpkt)."""
+    n = len(data)
+    if linktype != 1 or n < 34:
+        return None
+    if n >= 54:
+        # The usual frame, untagged Ethernet + IPv4 with a 20-byte header + TCP/UDP, in one unpack.
+        et, vihl, total, frag, proto, src, dst, sport, dport, seq, doff, flags = _ETH_IP4_TCP(data, 0)
+        if et == 0x0800 and vihl == 0x45 and total >= 20 and not frag & 0x3FFF:
+            end = 14 + total  # the IP length, not the frame: Ethernet padding is not payload
+            if end > n:
+                end = n
+            if proto == 6:
+                p = 34 + ((doff >> 4) << 2)
+                if doff >= 0x50 and p <= end:
+                    # tuple.__new__ skips the NamedTuple's Python-level __new__: about 150 ns a packet
+                    return _new(Segment, (ts, index, src, dst, sport, dport, 6, seq, flags, data[p:end]))
+            elif proto == 17 and end >= 42:
+                return _new(Segment, (ts, index, src, dst, sport, dport, 17, 0, 0, data[42:end]))
+    # The general fast path: VLAN tags, IPv4 options, IPv6, short frames.
+    et = data[12] << 8 | data[13]
+    off = 14
+    if et in _VLAN:
+        et = data[16] << 8 | data[17]
+        off = 18
+        if et == 0x8100:
+            et = data[20] << 8 | data[21]
+            off = 22
+    if et == 0x0800:  # IPv4
+        if n < off + 20:
+            return None
+        vihl, total, frag, proto, src, dst = _IP4_FIELDS(data, off)
+        hl = (vihl & 15) << 2
+        if vihl >> 4 != 4 or hl < 20 or frag & 0x3FFF:  # fragments (MF or an offset) need reassembly
+            return None
+        t = off + hl
+        if total:
+            if total < hl:
+                return None
+            end = off + total  # the IP length, not the frame: Ethernet padding is not payload
+            if end > n:
+                end = n
+        else:  # 0: segmentation offload on the capturing host; the frame is the datagram
+            end = n
+    elif et == 0x86DD:  # IPv6
+        if n < off + 40 or data[off] >> 4 != 6:
+            return None
+        plen, proto, src, dst = _IP6_FIELDS(data, off)
+        t = off + 40
+        end = t + plen if plen else n
+        if end > n:
+            end = n
+    else:
+        return None
+    if proto == 6:
+        if t + 20 > end:
+            return None
+        sport, dport, seq, doff, flags = _TCP_FIELDS(data, t)
+        p = t + ((doff >> 4) << 2)
+        if doff < 0x50 or p > end:
+            return None
+        return _new(Segment, (ts, index, src, dst, sport, dport, 6, seq, flags, data[p:end]))
+    if proto == 17:
+        if t + 8 > end:
+            return None
+        sport, dport = _UDP_PORTS(data, t)
+        return _new(Segment, (ts, index, src, dst, sport, dport, 17, 0, 0, data[t + 8 : end]))
+    return None
+
+
 class Decoder:
     """Frames to TCP segments and UDP datagrams; counts what it cannot decode; reassembles IP fragments."""
 
-    def __init__(self, stats: RunStats, max_fragments: int = 4096, fragment_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        stats: RunStats,
+        max_fragments: int = 4096,
+        fragment_timeout: float = 30.0,
+        fast: Callable[[float, int, bytes, int], Segment | None] | None = None,
+    ) -> None:
         self.stats = stats
         self.fragments = FragmentTable(stats, max_fragments, fragment_timeout)
+        self._fast = fast or core.decode_fast()
 
     def decode(self, pkt: Packet) -> Segment | None:
         """The frame's segment, or None (undecodable frames are counted; a buffered fragment is not).
 
-        The struct fast path is written out here rather than called, to save a call per packet; whatever
-        it does not fully understand goes to `decode_dpkt`, which decides and counts.
+        The fast path (compiled in sensor/flow/_core.pyx, or `decode_fast` below, its reference) takes the
+        common frames; whatever it does not fully understand goes to `decode_dpkt`, which decides and counts.
         """
         ts, linktype, data, index, wirelen, _ = pkt
-        n = len(data)
-        if n < wirelen:
+        if len(data) < wirelen:
             self.stats.snapped += 1  # decode what is there: a cut payload is what remains of it
-        if linktype == 1 and n >= 54:
-            # The usual frame, untagged Ethernet + IPv4 with a 20-byte header + TCP/UDP, in one unpack.
-            et, vihl, total, frag, proto, src, dst, sport, dport, seq, doff, flags = _ETH_IP4_TCP(data, 0)
-            if et == 0x0800 and vihl == 0x45 and total >= 20 and not frag & 0x3FFF:
-                end = 14 + total  # the IP length, not the frame: Ethernet padding is not payload
-                if end > n:
-                    end = n
-                if proto == 6:
-                    p = 34 + ((doff >> 4) << 2)
-                    if doff >= 0x50 and p <= end:
-                        # tuple.__new__ skips the NamedTuple's Python-level __new__: about 150 ns a packet
-                        return _new(Segment, (ts, index, src, dst, sport, dport, 6, seq, flags, data[p:end]))
-                elif proto == 17 and end >= 42:
-                    return _new(Segment, (ts, index, src, dst, sport, dport, 17, 0, 0, data[42:end]))
-        # The general fast path: VLAN tags, IPv4 options, IPv6, short frames.
-        if linktype != 1 or n < 34:
-            return self.decode_dpkt(pkt)
-        et = data[12] << 8 | data[13]
-        off = 14
-        if et in _VLAN:
-            et = data[16] << 8 | data[17]
-            off = 18
-            if et == 0x8100:
-                et = data[20] << 8 | data[21]
-                off = 22
-        if et == 0x0800:  # IPv4
-            if n < off + 20:
-                return self.decode_dpkt(pkt)
-            vihl, total, frag, proto, src, dst = _IP4_FIELDS(data, off)
-            hl = (vihl & 15) << 2
-            if vihl >> 4 != 4 or hl < 20 or frag & 0x3FFF:  # fragments (MF or an offset) need reassembly
-                return self.decode_dpkt(pkt)
-            t = off + hl
-            if total:
-                if total < hl:
-                    return self.decode_dpkt(pkt)
-                end = off + total  # the IP length, not the frame: Ethernet padding is not payload
-                if end > n:
-                    end = n
-            else:  # 0: segmentation offload on the capturing host; the frame is the datagram
-                end = n
-        elif et == 0x86DD:  # IPv6
-            if n < off + 40 or data[off] >> 4 != 6:
-                return self.decode_dpkt(pkt)
-            plen, proto, src, dst = _IP6_FIELDS(data, off)
-            t = off + 40
-            end = t + plen if plen else n
-            if end > n:
-                end = n
-        else:
-            return self.decode_dpkt(pkt)
-        if proto == 6:
-            if t + 20 > end:
-                return self.decode_dpkt(pkt)
-            sport, dport, seq, doff, flags = _TCP_FIELDS(data, t)
-            p = t + ((doff >> 4) << 2)
-            if doff < 0x50 or p > end:
-                return self.decode_dpkt(pkt)
-            return _new(Segment, (ts, index, src, dst, sport, dport, 6, seq, flags, data[p:end]))
-        if proto == 17:
-            if t + 8 > end:
-                return self.decode_dpkt(pkt)
-            sport, dport = _UDP_PORTS(data, t)
-            return _new(Segment, (ts, index, src, dst, sport, dport, 17, 0, 0, data[t + 8 : end]))
-        return self.decode_dpkt(pkt)
+        seg = self._fast(ts, linktype, data, index)
+        return seg if seg is not None else self.decode_dpkt(pkt)
 
     def close(self) -> None:
         """End of input: fragments of datagrams that never completed are counted and dropped."""
@@ -338,16 +354,9 @@ def _transport(pkt: Packet, src: bytes, dst: bytes, proto: int, payload: bytes) 
     raise _Undecoded(f"ip_proto:{proto}")
 
 
-class _StructOnly(Decoder):
-    """The fast path with no fallback."""
-
-    def decode_dpkt(self, pkt: Packet) -> Segment | None:
-        return None
-
-
 def decode_struct(pkt: Packet) -> Segment | None:
-    """The struct fast path alone: None for any frame it does not fully understand (for tests and benchmarks).
+    """The Python fast path alone: None for any frame it does not fully understand (for tests and benchmarks).
 
     None here means "not mine", never "undecodable": `Decoder.decode` hands such frames to the dpkt path.
     """
-    return _StructOnly(RunStats()).decode(pkt)
+    return decode_fast(pkt.ts, pkt.linktype, pkt.data, pkt.index)

@@ -1,0 +1,193 @@
+"""The compiled core against its Python reference (shared/STYLE.md §9): the same frames give the same
+segments, the same captures the same findings and flow records. A divergence is a bug in one of them.
+
+Under CI (CI=true) the compiled core must have built: the suite runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sensor.capture.pcapfile import read_packets
+from sensor.flow import core
+from sensor.flow.decode import decode_fast as reference
+from sensor.stats import RunStats
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "pcaps" / "real"
+
+compiled = pytest.mark.skipif(core.compiled is None, reason=f"no compiled core: {core.why_reference}")
+
+
+def test_ci_runs_on_the_compiled_core():
+    if os.environ.get("CI") == "true" and os.environ.get(core.ENV, "") in ("", "0"):
+        assert core.compiled is not None, f"the compiled core must build in CI: {core.why_reference}"
+    elif core.compiled is None:
+        pytest.skip(f"no compiled core here: {core.why_reference}")
+    assert "compiled" in core.name()
+
+
+def _captures(tmp: Path) -> list[Path]:
+    subprocess.run([sys.executable, str(ROOT / "pcaps" / "make_samples.py"), str(tmp)], check=True, capture_output=True)
+    found = sorted(tmp.glob("*.pcap*"))
+    if SHARED.is_dir():
+        found += sorted(p for p in SHARED.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz", ".cap"))
+    return found
+
+
+@compiled
+def test_every_frame_of_every_capture_decodes_alike(tmp_path):
+    fast = core.compiled.decode_fast
+    frames = 0
+    for path in _captures(tmp_path):
+        for pkt in read_packets(str(path), RunStats()):
+            args = (pkt.ts, pkt.linktype, pkt.data, pkt.index)
+            assert fast(*args) == reference(*args), f"{path.name} packet {pkt.index}"
+            frames += 1
+    assert frames > 200
+
+
+def _frame(vlans: list[int], ethertype: int, l3: bytes) -> bytes:
+    out = b"\x02" * 6 + b"\x04" * 6
+    for tpid in vlans:
+        out += struct.pack("!H", tpid) + b"\x00\x07"
+    return out + struct.pack("!H", ethertype) + l3
+
+
+@st.composite
+def _l4(draw: st.DrawFn, proto: int) -> bytes:
+    """A TCP or UDP header and payload, its fields mostly sane, sometimes not."""
+    payload = draw(st.binary(max_size=40))
+    ports = struct.pack("!HH", draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)))
+    if proto == 17:
+        return ports + struct.pack("!HH", 8 + len(payload), 0) + payload
+    doff = draw(st.one_of(st.sampled_from([0x50, 0x60, 0x80, 0xF0]), st.integers(0, 255)))
+    options = b"\x01" * max(0, ((doff >> 4) << 2) - 20)
+    head = ports + struct.pack("!II", draw(st.integers(0, 0xFFFFFFFF)), 7)
+    return head + bytes([doff, draw(st.integers(0, 255))]) + b"\xff\xff\x00\x00" + options + payload
+
+
+def _within(size: int) -> st.SearchStrategy[int]:
+    """A length field for `size` bytes: right, or ending anywhere inside them or a little past, or anything."""
+    return st.one_of(st.just(size), st.integers(0, size + 8), st.integers(0, 0xFFFF - 60))
+
+
+@st.composite
+def _ip(draw: st.DrawFn) -> tuple[int, bytes]:
+    """(ethertype, IPv4 or IPv6 packet) whose lengths are right, or off by a little, or by a lot."""
+    proto = draw(st.sampled_from([6, 17, 6, 17, 1, 0, 44]))
+    l4 = draw(_l4(17 if proto == 17 else 6))
+    if draw(st.booleans()):
+        ihl = draw(st.one_of(st.just(5), st.integers(0, 15)))
+        opts = b"\x01" * max(0, ihl * 4 - 20)
+        version = draw(st.one_of(st.just(4), st.integers(0, 15)))
+        total = 20 + len(opts) + draw(_within(len(l4)))
+        if draw(st.integers(0, 9)) == 0:
+            total = 0  # segmentation offload
+        frag = draw(st.one_of(st.just(0), st.just(0x4000), st.integers(0, 0xFFFF)))
+        head = bytes([version << 4 | ihl, 0]) + struct.pack("!HHHBB", total, 1, frag, 64, proto) + b"\x00\x00"
+        return 0x0800, head + bytes(range(1, 9)) + opts + l4
+    first = draw(st.one_of(st.just(0x60), st.integers(0, 255)))
+    plen = draw(_within(len(l4)))
+    head = bytes([first, 0, 0, 0]) + struct.pack("!HBB", plen, proto, 64) + bytes(range(32))
+    return 0x86DD, head + l4
+
+
+@compiled
+@settings(max_examples=3000, deadline=None)
+@given(
+    vlans=st.lists(st.sampled_from([0x8100, 0x88A8, 0x9100, 0x0800]), max_size=3),
+    ip=_ip(),
+    other=st.sampled_from([None, None, None, None, None, 0x0806, 0x05DC, 0x8100]),
+    pad=st.binary(max_size=20),
+    cut=st.one_of(st.just(0), st.integers(0, 80)),
+    linktype=st.sampled_from([1, 1, 1, 1, 101, 113]),
+)
+def test_any_frame_decodes_alike(vlans, ip, other, pad, cut, linktype):
+    """Random frames around the fast path's edges: tags, header lengths, lengths that lie, padding, truncation."""
+    ethertype, packet = ip
+    frame = _frame(vlans, other or ethertype, packet) + pad
+    frame = frame[: max(0, len(frame) - cut)]
+    args = (1.5, linktype, frame, 7)
+    assert core.compiled.decode_fast(*args) == reference(*args)
+
+
+@compiled
+def test_every_length_around_the_header_boundaries_decodes_alike():
+    """Exhaustive near the edges: tag stacks x IP versions and header lengths x TCP data offsets and UDP x every
+    value of the IP length field up to past the end x every truncation of the frame."""
+    fast = core.compiled.decode_fast
+    payload = b"0123456789"
+    cases = 0
+    for vlans in ([], [0x8100], [0x88A8, 0x8100], [0x9100], [0x9100, 0x88A8]):
+        for version, ihl in ((4, 5), (4, 6), (4, 4), (6, 0)):
+            for proto, doff in ((6, 0x50), (6, 0x60), (6, 0x40), (17, 0)):
+                if proto == 6:
+                    l4 = struct.pack("!HHIIBBHH", 1, 2, 3, 4, doff, 0x18, 5, 0) + b"\x01" * max(0, (doff >> 4) * 4 - 20)
+                else:
+                    l4 = struct.pack("!HHHH", 1, 2, 8 + len(payload), 0)
+                l4 += payload
+                for length in range(0, len(l4) + 30):
+                    if version == 4:
+                        opts = b"\x01" * max(0, ihl * 4 - 20)
+                        head = bytes([0x40 | ihl, 0]) + struct.pack("!HHHBB", length, 1, 0x4000, 64, proto)
+                        packet, ethertype = head + b"\x00\x00" + bytes(range(1, 9)) + opts + l4, 0x0800
+                    else:
+                        head = bytes([0x60, 0, 0, 0]) + struct.pack("!HBB", length, proto, 64) + bytes(range(32))
+                        packet, ethertype = head + l4, 0x86DD
+                    frame = _frame(vlans, ethertype, packet) + b"\x00" * 6
+                    for cut in range(0, len(frame) - 10, 3):
+                        args = (2.0, 1, frame[: len(frame) - cut], 9)
+                        assert fast(*args) == reference(*args), (vlans, version, ihl, proto, doff, length, cut)
+                        cases += 1
+    assert cases > 50_000
+
+
+def _scan(path: Path, cache: Path, reference_core: bool) -> tuple[list[dict], list[dict], str]:
+    env = dict(os.environ)
+    env.pop(core.ENV, None)
+    if reference_core:
+        env[core.ENV] = "1"
+    cfg = path.parent / "core.toml"
+    cfg.write_text(f'cache_dir = "{cache}"\nobserver = "test"\n')
+    findings, flows = path.parent / f"f-{reference_core}.jsonl", path.parent / f"flows-{reference_core}.jsonl"
+    cmd = [sys.executable, "-m", "sensor", "scan", str(path), "--no-db", "--config", str(cfg), "--truncate"]
+    cmd += ["--jsonl", str(findings), "--flows", str(flows), "--home-net", "10.0.0.0/8,2001:db8::/48"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+    def records(f: Path) -> list[dict]:
+        out = []
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            r["event"].pop("created", None)
+            out.append(r)
+        return sorted(out, key=lambda r: json.dumps(r, sort_keys=True))
+
+    return records(findings), records(flows), done.stderr
+
+
+@compiled
+def test_the_reference_core_runs_when_asked_says_so_once_and_finds_the_same(tmp_path, rule_cache):
+    subprocess.run([sys.executable, str(ROOT / "pcaps" / "make_samples.py"), str(tmp_path)], check=True,
+                   capture_output=True)  # fmt: skip
+    merged = tmp_path / "all"
+    merged.mkdir()
+    for p in tmp_path.glob("*.pcap*"):
+        p.rename(merged / p.name)
+    found_c, flows_c, err_c = _scan(merged, rule_cache, reference_core=False)
+    found_r, flows_r, err_r = _scan(merged, rule_cache, reference_core=True)
+    assert found_c and found_c == found_r
+    assert flows_c and flows_c == flows_r
+    assert "reference core" not in err_c
+    notes = [line for line in err_r.splitlines() if "reference core" in line]
+    assert len(notes) == 1 and core.ENV in notes[0]
