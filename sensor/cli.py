@@ -338,9 +338,10 @@ def cmd_scan(a: argparse.Namespace) -> int:
     from sensor.config import load_settings
     from sensor.flow.direction import HomeNet
     from sensor.output.extract import MemberFiles
-    from sensor.pipeline import zone
+    from sensor.pipeline import tune_gc, zone
     from sensor.staging.stdin import default_spool_dir, spool
 
+    tune_gc()
     signal.signal(signal.SIGTERM, _terminate)
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
@@ -618,8 +619,9 @@ def cmd_live(a: argparse.Namespace) -> int:
     from sensor.config import load_settings
     from sensor.flow.direction import HomeNet
     from sensor.output.extract import MemberFiles
-    from sensor.pipeline import LiveJob, WorkerStats, live_inputs
+    from sensor.pipeline import LiveJob, WorkerStats, live_inputs, tune_gc
 
+    tune_gc()
     if a.workers < 1:
         raise ValueError("--workers must be at least 1")
     home_net = tuple(a.home_net.split(",")) if a.home_net else None

@@ -13,6 +13,10 @@ from sensor.errors import ConfigError, RuleError
 
 KiB = 1024
 MiB = 1024 * KiB
+# What one open flow counts against the memcap besides its buffered bytes, in both cores (Suricata's
+# flow.memcap beside stream.memcap is the model): a flood of connections that never send much is
+# bounded like a few connections that send a lot.
+FLOW_COST = 2 * KiB
 
 DEFAULT_SENSITIVE_NAMES = (
     "passwd",
@@ -123,7 +127,8 @@ class Limits:
     candidate_flood: int = 20_000  # candidates per window before the rest are skipped
     yara_timeout: int = 60  # seconds per window
     stream_depth: int = 16 * MiB  # bytes kept per TCP direction (Suricata's stream.reassembly.depth)
-    memcap: int = 256 * MiB  # bytes buffered by all streams before the oldest flows are evicted
+    memcap: int = 256 * MiB  # buffered stream bytes + FLOW_COST per open flow, before the oldest flows are evicted
+    max_flows: int = 50_000  # open flows (TCP and UDP) before the least recently active are closed (~6 KiB each)
     max_pending: int = 4 * MiB  # out-of-order bytes held behind a hole before it is declared a gap
     flow_timeout: float = 300.0  # seconds of capture time without a packet before a flow is closed
     max_fragments: int = 4096  # IP fragments buffered for reassembly, all datagrams together

@@ -138,6 +138,14 @@ def _detector(settings: Settings, stats: RunStats) -> Detector:
     return Detector(settings, stats, keep_member=_keeper(settings, stats))
 
 
+def tune_gc() -> None:
+    """Fewer, larger cyclic collections for scan and live: an open flow table is tens of thousands of
+    long-lived objects the collector would walk again and again (27% of the wall of a scan of 30,000
+    connections that never close, bench/bench_flood.py). Nothing is frozen: a long-lived process embedding
+    the API keeps collecting its own garbage."""
+    gc.set_threshold(50_000, 20, 100)
+
+
 def zone(name: str) -> dt.tzinfo:
     """A --tz value to a zone; an unknown name is a usage error naming it."""
     if name.upper() == "UTC":

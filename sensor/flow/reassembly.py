@@ -25,6 +25,7 @@ class EndReason(StrEnum):
     RST = "rst"
     IDLE = "idle"
     MEMCAP = "memcap"
+    FLOW_CAP = "flow_cap"  # more open flows than [limits] max_flows: the least recently active closed
     DEPTH = "depth"
     EOF = "eof"
     SEGMENT = "segment"  # a planned segment's read-ahead ended with the flow still open: cut, not lost

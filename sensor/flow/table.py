@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from sensor.config import Limits
+from sensor.config import FLOW_COST, Limits
 from sensor.flow.community_id import community_id
 from sensor.flow.direction import HomeNet, ip_text
 from sensor.flow.reassembly import EndReason, HalfStream, StreamSink
@@ -25,7 +25,8 @@ CLOSED_WAIT = 60.0  # seconds a closed connection's 5-tuple absorbs stray packet
 
 
 class Budget:
-    """Bytes buffered by every stream of a flow table, against the memory cap (sinks add and remove)."""
+    """Bytes buffered by every stream of a flow table plus FLOW_COST per open flow, against the memory cap
+    (sinks add and remove their bytes; the table its flows)."""
 
     __slots__ = ("used",)
 
@@ -160,6 +161,8 @@ class FlowTable:
             if not self.admit_new:
                 self.stats.net["read_ahead_skipped"] += 1
                 return
+            if len(self.lru) >= self.limits.max_flows:
+                self._shed(self.limits.max_flows * 9 // 10, EndReason.FLOW_CAP, "flow_cap_evictions")
             flow, d = self._new(seg)
         else:
             flow, d = entry
@@ -215,6 +218,9 @@ class FlowTable:
         self.flows[(c[0], c[1], s[0], s[1], seg.proto)] = (flow, 0)
         self.flows[(s[0], s[1], c[0], c[1], seg.proto)] = (flow, 1)
         self.lru[flow.key] = flow
+        self.budget.used += FLOW_COST
+        if len(self.lru) > self.stats.net["open_flows_peak"]:
+            self.stats.net["open_flows_peak"] = len(self.lru)
         self.stats.net["flows"] += 1
         self.stats.net["tcp_flows" if seg.proto == TCP else "udp_flows"] += 1
         d = 0 if seg.src == flow.cip and seg.sport == flow.cport else 1
@@ -243,6 +249,7 @@ class FlowTable:
     def _close(self, flow: Flow, reason: EndReason) -> None:
         if self.lru.pop(flow.key, None) is None:
             return
+        self.budget.used -= FLOW_COST
         c, s = flow.key[:2], flow.key[2:4]
         self.flows.pop((c[0], c[1], s[0], s[1], flow.proto), None)
         self.flows.pop((s[0], s[1], c[0], c[1], flow.proto), None)
@@ -253,6 +260,14 @@ class FlowTable:
             half.finish(reason)
         self.stats.net["streams"] += sum(1 for h in flow.halves if h.next_off)
         self.on_end(flow.record(reason))
+        # Break the flow's cycles (flow -> session -> its origin closure -> flow; halves -> sinks -> session):
+        # freed by reference counting now, not by a full collection later.
+        release = getattr(flow.app, "release", None)
+        if release is not None:
+            release()
+        flow.app = None
+        for half in flow.halves:
+            half.sink = None  # type: ignore[assignment]
 
     def _sweep(self, now: float) -> None:
         """Close flows idle for longer than flow_timeout (capture time).
@@ -276,3 +291,15 @@ class FlowTable:
                 break
             self.stats.net["evictions"] += 1
             self._close(flow, EndReason.MEMCAP)
+
+    def _shed(self, keep: int, reason: EndReason, counter: str) -> None:
+        """Too many open flows: close (and so scan) the least recently active until `keep` stay open.
+
+        One sort sheds a tenth of the table, so a flood of new connections pays it once per many flows.
+        """
+        excess = len(self.lru) - keep
+        if excess <= 0:
+            return
+        for flow in sorted(self.lru.values(), key=lambda f: f.last)[:excess]:
+            self.stats.net[counter] += 1
+            self._close(flow, reason)

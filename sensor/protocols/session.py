@@ -78,6 +78,7 @@ class Session:
         self.ended = [False, False]
         self.indexes = [0, 0]
         self.sinks = (DirSink(self, 0), DirSink(self, 1))
+        self.released_name: str | None = None  # the extractor's name once `release` dropped it
 
     # -- from reassembly ----------------------------------------------------------------------
     def data(self, d: int, offset: int, payload: bytes, ts: float, index: int) -> None:
@@ -114,6 +115,17 @@ class Session:
             self._to_raw(d, offset + size, gap_first=True)
         else:
             self.raws[d].gap(offset, size)  # type: ignore[union-attr]
+
+    def release(self) -> None:
+        """The connection is over and flushed: drop the references that tie this session, its sinks, its
+        extractor and its raw scanners into cycles, so memory comes back at once rather than at the next
+        full collection (a flood of connections otherwise holds their garbage until then)."""
+        # An FTP transfer may still be waiting in the registry for its command and emit through this session
+        # later: what emit needs (origin, on_object, the protocol's name) stays.
+        self.released_name = self.ext_name
+        self.sinks = ()  # type: ignore[assignment]
+        self.ext = None
+        self.raws = [None, None]
 
     def end(self, d: int, reason: EndReason) -> None:
         if self.ended[d]:
@@ -217,7 +229,7 @@ class Session:
 
     @property
     def ext_name(self) -> str | None:
-        return self.ext.name if self.ext is not None else None
+        return self.ext.name if self.ext is not None else self.released_name
 
     # -- internals ----------------------------------------------------------------------------
     def _decide(self, force: bool) -> None:
