@@ -413,8 +413,9 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
                 if isinstance(item, SegmentDone):
                     for sink in sinks:
                         if isinstance(sink, StoreSink) and store is not None and run_id is not None:
-                            sink.flush()  # the segment's results are stored before it counts as done
-                            store.segment_done(run_id, item.key, item.chain, item.index)
+                            with store.batch():  # the segment's results and its done mark: one transaction
+                                sink.flush()
+                                store.segment_done(run_id, item.key, item.chain, item.index)
                     continue
                 if isinstance(item, Finding | HostFinding):
                     item = tuner.apply(item, stats)

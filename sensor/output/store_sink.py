@@ -111,6 +111,11 @@ class StoreSink:
             self.flush()
 
     def flush(self) -> None:
+        """Everything buffered, in one transaction."""
+        with self.store.batch():
+            self._flush()
+
+    def _flush(self) -> None:
         if self._rows:
             stored = self.store.judge(self.run_id, self._rows)
             self.inserted += stored.new

@@ -126,6 +126,7 @@ class FindingStore:
         if not create and sqlite_file and not Path(url.database).is_file():
             raise StoreError(self.where, "no such store (scan, live or watch create one; check --db)")
         self._engine = self._open(url)
+        self._conn: Connection | None = None  # the open transaction of a `batch()`
         try:
             self._prepare(create)
         except BaseException:
@@ -163,6 +164,29 @@ class FindingStore:
             elif stored < SCHEMA_VERSION:
                 conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
             conn.commit()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction: a sink's flush (findings, flows, objects, host events and
+        host findings) and the planned segment it completes are stored together or not at all."""
+        if self._conn is not None:
+            yield
+            return
+        with self._errors(), self._engine.begin() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """The batch's connection inside `batch()`, else a transaction of its own."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self._errors(), self._engine.begin() as conn:
+            yield conn
 
     def _check_version(self, conn: Connection) -> None:
         stored = _stored_version(conn)
@@ -225,7 +249,7 @@ class FindingStore:
         col = table.c[key]
         stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
         new = updated = 0
-        with self._errors(), self._engine.begin() as conn:
+        with self._tx() as conn:
             for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
                 by_id = {row[key]: row for row in batch}  # the last judgement of an id in a batch wins
                 q = select(col, table.c.run_id, table.c.record).where(col.in_(list(by_id)))
@@ -267,7 +291,7 @@ class FindingStore:
         col = table.c[key]
         stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
         inserted = 0
-        with self._errors(), self._engine.begin() as conn:
+        with self._tx() as conn:
             for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
                 inserted += len(conn.execute(stmt.returning(col), batch).all())
         return inserted
