@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SW := $(VENV)/bin/stagewatch
-# gcc and the Python headers build the compiled packet core (sensor/flow/_core.pyx) on install; without
+# gcc and the Python headers build the compiled packet core (sensor/_core.pyx) on install; without
 # them the package still installs and the Python reference core runs (slower; one warning line says so)
 APT_PKGS_RUN := libmagic1 gcc python3-dev
 # zip (ZipCrypto test archives), libarchive-tools (bsdtar reads our RAR test archives), tshark (the reference
@@ -45,7 +45,7 @@ $(VENV)/.ok: $(VENV)/.ok-run
 	touch $@
 
 # the compiled core again whenever its Cython sources change (pip install -e builds it in place)
-CORE_SRC := $(wildcard sensor/flow/*.pyx sensor/flow/*.pxd)
+CORE_SRC := $(wildcard sensor/*.pyx sensor/*.pxd)
 $(VENV)/.ok-core: $(VENV)/.ok-run $(CORE_SRC)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
@@ -105,12 +105,12 @@ SAN_ENV = LD_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) PYTHO
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 STAGEWATCH_SANITIZED=1
 sanitize: sysdeps-test $(VENV)/.ok
 	$(call apt_install,clang)
-	rm -f sensor/flow/_core.c sensor/flow/_core.*.so
+	rm -f sensor/_core.c sensor/_core.*.so
 	CC=clang LDSHARED="clang -shared" STAGEWATCH_SANITIZE=1 $(PY) -m pip install -q --no-deps --force-reinstall -e .
 	status=0; $(SAN_ENV) $(PY) -m pytest -p no:cacheprovider tests/test_core_diff.py tests/test_decode.py \
 	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py || status=$$?; \
-	rm -f sensor/flow/_core.c sensor/flow/_core.*.so; \
+	rm -f sensor/_core.c sensor/_core.*.so; \
 	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest-tmp build samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples sensor/flow/_core.c sensor/flow/_core.*.so
+	rm -rf $(VENV) .pytest-tmp build samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples sensor/_core.c sensor/_core.*.so

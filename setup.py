@@ -1,7 +1,7 @@
 """Only what pyproject.toml cannot say: the top-level signatures/ folder ships inside the wheel as
 sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the bundled rules; and the
-compiled packet core (sensor/flow/_core.pyx), built by Cython. The extension is optional: where it does
-not build (no C compiler), the package installs and the Python reference core runs (sensor/flow/core.py).
+compiled packet core (sensor/_core.pyx), built by Cython. The extension is optional: where it does
+not build (no C compiler), the package installs and the Python reference core runs (sensor/native.py).
 
 STAGEWATCH_SANITIZE=1 builds it with clang's AddressSanitizer and UBSan (`make sanitize`).
 """
@@ -28,7 +28,7 @@ def extensions() -> list:
         args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
         link = ["-fsanitize=address,undefined"]
     core = Extension(
-        "sensor.flow._core", ["sensor/flow/_core.pyx"], extra_compile_args=args, extra_link_args=link, optional=True
+        "sensor._core", ["sensor/_core.pyx"], extra_compile_args=args, extra_link_args=link, optional=True
     )
     return cythonize([core], compiler_directives={"language_level": "3"}, quiet=True)
 

@@ -5,8 +5,10 @@
 Uses DATA_DIR/mixed-<N>m.pcap (bench_net.py generates it with genpcap.py, seed 1; this script does too when
 it is missing): 1 GiB, or 100 MiB with --quick. Medians of --runs timed runs after a warm-up:
 
+- pcap records: the whole capture in memory, its records cut into Packets by the compiled loop
+  (`sensor._core.pcap_records`) and the reference (`sensor.capture.pcapfile.pcap_records`);
 - decode: every record of the capture read into memory once (outside the timing), then each frame through
-  the decoder's fast path, compiled (`sensor.flow._core.decode_fast`) and reference
+  the decoder's fast path, compiled (`sensor._core.decode_fast`) and reference
   (`sensor.flow.decode.decode_fast`), in this process; frames/s and the ratio;
 - end to end: `stagewatch scan FILE --raw-only --no-db` and the same with the application layer, on the
   compiled core and with STAGEWATCH_NO_EXTENSIONS=1, whole processes, against `tcpflow -r FILE -o DIR`
@@ -29,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.benchkit import REPO, goal, print_table, stagewatch_cmd, warm  # noqa: E402
+from sensor import native as core  # noqa: E402
 from sensor.capture.pcapfile import read_packets  # noqa: E402
-from sensor.flow import core  # noqa: E402
 from sensor.flow.decode import decode_fast as reference  # noqa: E402
 from sensor.stats import RunStats  # noqa: E402
 
@@ -88,6 +90,25 @@ def main() -> int:
         times[label] = statistics.median(decode_all(fn) for _ in range(a.runs))
         rows.append([f"decode fast path, {label}", f"{times[label]:.3f}", f"{len(frames) / times[label]:,.0f}", ""])
     rows[0][3] = f"{times['reference'] / times['compiled']:.2f}x the reference"
+
+    from sensor.capture.pcapfile import pcap_records
+
+    raw = pcap.read_bytes()
+    big = raw[:1] == b"\xa1"
+
+    def records_all(fn) -> float:  # noqa: ANN001
+        out: list = []
+        t = time.perf_counter()
+        fn(raw, 24, big, 1e6, 1, 0, str(pcap), 64 << 20, out)
+        return time.perf_counter() - t
+
+    for label, fn in (("compiled", core.compiled.pcap_records), ("reference", pcap_records)):
+        records_all(fn)
+        times[f"records {label}"] = statistics.median(records_all(fn) for _ in range(a.runs))
+    for label in ("compiled", "reference"):
+        t = times[f"records {label}"]
+        rows.append([f"pcap records, {label}", f"{t:.3f}", f"{len(frames) / t:,.0f}", ""])
+    rows[-2][3] = f"{times['records reference'] / times['records compiled']:.2f}x the reference"
 
     tmp = Path(tempfile.mkdtemp(prefix="swcore.", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
 

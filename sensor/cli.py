@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from sensor import __version__
+from sensor import __version__, native
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
-from sensor.flow import core
 from sensor.hostrules.export import add_rules_parser, run_rules
 from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
 from sensor.output import console
@@ -158,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"stagewatch {__version__}, {core.name()}")
+    p.add_argument("--version", action="version", version=f"stagewatch {__version__}, {native.name()}")
     p.add_argument("--debug", action="store_true", help="log debug lines and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr; no tables")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help)")

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sensor import native as core
 from sensor.capture.pcapfile import read_packets
-from sensor.flow import core
 from sensor.flow.decode import decode_fast as reference
 from sensor.stats import RunStats
 
@@ -191,3 +191,52 @@ def test_the_reference_core_runs_when_asked_says_so_once_and_finds_the_same(tmp_
     assert "reference core" not in err_c
     notes = [line for line in err_r.splitlines() if "reference core" in line]
     assert len(notes) == 1 and core.ENV in notes[0]
+
+
+def _pcap_records_alike(buf: bytes, big: bool, units: float, max_record: int = 64 << 20) -> None:
+    from sensor.capture.pcapfile import pcap_records
+
+    out_c: list = []
+    out_r: list = []
+    got_c = core.compiled.pcap_records(buf, 24, big, units, 1, 0, "x.pcap", max_record, out_c)
+    got_r = pcap_records(buf, 24, big, units, 1, 0, "x.pcap", max_record, out_r)
+    assert got_c == got_r
+    assert out_c == out_r
+
+
+@compiled
+def test_every_classic_pcap_reads_alike(tmp_path):
+    checked = 0
+    for path in _captures(tmp_path):
+        data = path.read_bytes()
+        if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
+            big = data[:1] in (b"\xa1",)
+            units = 1e9 if data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e6
+            _pcap_records_alike(data, big, units)
+            _pcap_records_alike(data[: len(data) - 7], big, units)  # a record cut off
+            checked += 1
+    assert checked >= 3
+
+
+@compiled
+@settings(max_examples=1500, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), st.binary(max_size=70), st.integers(-3, 3)),
+        max_size=12,
+    ),
+    big=st.booleans(),
+    nano=st.booleans(),
+    cut=st.integers(0, 40),
+    max_record=st.sampled_from([64 << 20, 50, 0]),
+)
+def test_any_record_stream_reads_alike(records, big, nano, cut, max_record):
+    """Record headers whose lengths are right or lie (a little, or past any credible size), in both byte
+    orders and timestamp units, cut anywhere."""
+    order = ">" if big else "<"
+    buf = bytearray(24)
+    for sec, frac, data, lie in records:
+        incl = max(0, len(data) + lie) if lie != 3 else 0x7FFFFFFF
+        buf += struct.pack(order + "IIII", sec, frac, incl, len(data) + 4) + data
+    buf = bytes(buf[: max(24, len(buf) - cut)])
+    _pcap_records_alike(buf, big, 1e9 if nano else 1e6, max_record)

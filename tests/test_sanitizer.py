@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from sensor.flow import core
+from sensor import native as core
 
 PROBE = """
-from sensor.flow import _core
+from sensor import _core
 frame = bytes(range(256)) * 2
 assert _core.decode_fast(1.0, 1, frame, 1) is None or True  # a clean call first
 _core._test_overread(True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from loguru import logger
 
+from sensor import native
 from sensor.errors import InputError
 from sensor.model import Packet
 from sensor.stats import RunStats
@@ -157,8 +158,44 @@ def _cut(path: str, stats: RunStats, record: int, got: int, want: int) -> None:
     )
 
 
+def pcap_records(
+    buf: bytes,
+    off: int,
+    big_endian: bool,
+    units: float,
+    linktype: int,
+    index: int,
+    path: str,
+    max_record: int,
+    out: list[Packet],
+) -> tuple[int, int, int, int]:
+    """The complete classic-pcap records of `buf` from `off`, appended to `out` (the reference of the compiled
+    `_core.pcap_records`). Returns (offset after the last whole record, last record number, payload bytes,
+    the captured length that is not credible or -1)."""
+    record = _BIG_RECORD if big_endian else _LITTLE_RECORD
+    n = len(buf)
+    nbytes = 0
+    while off + 16 <= n:
+        sec, frac, incl, orig = record(buf, off)
+        end = off + 16 + incl
+        if end > n:
+            if incl > max_record:
+                return off, index, nbytes, incl
+            break
+        index += 1
+        nbytes += incl
+        out.append(_new(Packet, (sec + frac / units, linktype, buf[off + 16 : end], index, orig, path)))
+        off = end
+    return off, index, nbytes, -1
+
+
+_BIG_RECORD = struct.Struct(">IIII").unpack_from
+_LITTLE_RECORD = struct.Struct("<IIII").unpack_from
+
+
 def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
-    """Records of a classic pcap file; `buf` holds its first bytes."""
+    """Records of a classic pcap file; `buf` holds its first bytes. The record loop is the compiled core's
+    when it loaded (sensor/native.py), this module's `pcap_records` otherwise."""
     order, units = _PCAP_MAGICS[buf[:4]]
     while len(buf) < 24:
         more = stream.read()
@@ -168,28 +205,24 @@ def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[P
     # libpcap's LT_LINKTYPE: the upper 16 bits carry the FCS-length flag (0x04000000) and length (0xF0000000);
     # masking with 0x0FFFFFFF would leave the flag in.
     linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0xFFFF
-    record = struct.Struct(order + "IIII").unpack_from
+    records = native.pick("pcap_records", pcap_records)
+    big = order == ">"
     off = 24
     base = 0  # file offset of buf[0]
-    index = counted = nbytes = 0
+    index = yielded = handed = 0
+    batch: list[Packet] = []
     try:
         while True:
-            n = len(buf)
-            while off + 16 <= n:
-                sec, frac, incl, orig = record(buf, off)
-                end = off + 16 + incl
-                if end > n:
-                    if incl > MAX_RECORD:
-                        what = f"record {index + 1} at byte {base + off}: captured length {incl} is not credible"
-                        raise InputError(path, what, "format")
-                    break
-                index += 1
-                nbytes += incl
-                yield _new(Packet, (sec + frac / units, linktype, buf[off + 16 : end], index, orig, path))
-                off = end
-            stats.packets += index - counted
+            off, index, nbytes, bad = records(buf, off, big, float(units), linktype, index, path, MAX_RECORD, batch)
             stats.packet_bytes += nbytes
-            counted, nbytes = index, 0
+            for handed, pkt in enumerate(batch, 1):  # noqa: B007 - `handed` is read when the reader stops early
+                yield pkt
+            yielded += len(batch)
+            batch.clear()
+            handed = 0
+            if bad >= 0:
+                what = f"record {index + 1} at byte {base + off}: captured length {bad} is not credible"
+                raise InputError(path, what, "format")
             more = stream.read()
             if not more:
                 break
@@ -197,11 +230,13 @@ def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[P
             buf = buf[off:] + more
             off = 0
     finally:
-        stats.packets += index - counted
-        stats.packet_bytes += nbytes
+        if batch:  # the reader stopped inside a batch: only what was handed out counts
+            yielded += handed
+            stats.packet_bytes -= sum(len(p.data) for p in batch[handed:])
+        stats.packets += yielded
     left = len(buf) - off
     if left or stream.cut:
-        want = 16 + record(buf, off)[2] if left >= 16 else 16
+        want = 16 + (_BIG_RECORD if big else _LITTLE_RECORD)(buf, off)[2] if left >= 16 else 16
         _cut(path, stats, index + 1, left, want)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import dpkt
 
-from sensor.flow import core
+from sensor import native
 from sensor.flow.fragments import FragmentTable, OversizeDatagram
 from sensor.model import Packet, Segment
 from sensor.stats import RunStats
@@ -248,12 +248,12 @@ class Decoder:
     ) -> None:
         self.stats = stats
         self.fragments = FragmentTable(stats, max_fragments, fragment_timeout)
-        self._fast = fast or core.decode_fast()
+        self._fast = fast or native.pick("decode_fast", decode_fast)
 
     def decode(self, pkt: Packet) -> Segment | None:
         """The frame's segment, or None (undecodable frames are counted; a buffered fragment is not).
 
-        The fast path (compiled in sensor/flow/_core.pyx, or `decode_fast` below, its reference) takes the
+        The fast path (compiled in sensor/_core.pyx, or `decode_fast` below, its reference) takes the
         common frames; whatever it does not fully understand goes to `decode_dpkt`, which decides and counts.
         """
         ts, linktype, data, index, wirelen, _ = pkt

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The compiled core, first stage: the decoder's fast path in C (sensor/flow/decode.py `_decode_fast` is its
-reference, line for line).
+reference, line for line) and the classic-pcap record loop (sensor/capture/pcapfile.py `pcap_records`).
 
 Frames the fast path fully understands (Ethernet with 0-2 VLAN tags, unfragmented IPv4, IPv6 without
 extension headers, TCP and UDP) become a Segment here without a Python object per header; for any other
@@ -121,3 +121,41 @@ cpdef object decode_fast(double ts, long linktype, bytes data, long long index):
             return None
         return _new(_Segment, (ts, index, src, dst, _u16(p, t), _u16(p, t + 2), 17, 0, 0, data[t + 8:end]))
     return None
+
+
+cdef object _Packet = None
+
+
+cdef inline unsigned long _le32(const unsigned char* p, Py_ssize_t i) noexcept nogil:
+    return (<unsigned long> p[i + 3] << 24) | (<unsigned long> p[i + 2] << 16) | (<unsigned long> p[i + 1] << 8) | p[i]
+
+
+def pcap_records(bytes buf, Py_ssize_t off, bint big_endian, double units, long linktype, long long index,
+                 str path, long long max_record, list out):
+    """The complete classic-pcap records of `buf` from `off`, appended to `out` as Packets (the reference is
+    sensor/capture/pcapfile.py `pcap_records`). Returns (offset after the last whole record, last record
+    number, payload bytes, the captured length that is not credible or -1)."""
+    global _Packet
+    if _Packet is None:
+        from sensor.model import Packet
+        _Packet = Packet
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef unsigned long sec, frac, incl, orig
+    cdef Py_ssize_t end
+    cdef long long nbytes = 0
+    while off + 16 <= n:
+        if big_endian:
+            sec, frac, incl, orig = _u32(p, off), _u32(p, off + 4), _u32(p, off + 8), _u32(p, off + 12)
+        else:
+            sec, frac, incl, orig = _le32(p, off), _le32(p, off + 4), _le32(p, off + 8), _le32(p, off + 12)
+        end = off + 16 + <Py_ssize_t> incl
+        if end > n:
+            if incl > max_record:
+                return off, index, nbytes, <long long> incl
+            break
+        index += 1
+        nbytes += incl
+        out.append(_new(_Packet, (sec + frac / units, linktype, buf[off + 16:end], index, orig, path)))
+        off = end
+    return off, index, nbytes, -1
