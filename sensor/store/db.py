@@ -553,7 +553,8 @@ class FindingStore:
         if q.host is not None:
             where.append(func.lower(c.record).contains(short_host(q.host), autoescape=True))
         newest = q.sort == "severity" and "severity" in c
-        order = (c.severity.desc(), time_col.desc()) if newest else (time_col.desc(),)
+        key = next(iter(table.primary_key.columns))  # ties broken alike on every database
+        order = (c.severity.desc(), time_col.desc(), key.desc()) if newest else (time_col.desc(), key.desc())
         query = select(c.record).where(*where).order_by(*order)
         out: list[dict[str, Any]] = []
         with self._errors(), self._engine.connect() as conn:
