@@ -59,7 +59,9 @@ KNOWN_SHA256 = {
     1024: "9a303b38782d74d476a51b0052924d9873af6d2b15d6d4b38d65b86be3fd35b6",
     100: "7c9d89808fa74784f861bcc5d4de95e1e19e4440472beb593cb7f156cba1e6a8",
 }
-GOAL_X1, GOAL_X2, GOAL_RSS_MIB = 1.0, 1.7, 512
+# issue "The packet path at C speed": with the application layer >= 0.5x tcpflow on one process, raw-only
+# >= 0.7x, --workers 2 >= 0.9x (the longer aim, one core at tcpflow's speed, stays on the dashboard)
+GOAL_X1, GOAL_RAW, GOAL_X2, GOAL_RSS_MIB = 0.5, 0.7, 0.9, 512
 
 
 # -- capture ---------------------------------------------------------------------------------------
@@ -394,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\napplication layer cost: {c1.wall / raw.wall:.2f}x the raw-only scan's wall ({raw.wall:.2f} s)")
     ok = [
         goal(tf.wall / c1.wall >= GOAL_X1, f"one process >= {GOAL_X1:.1f}x tcpflow: {tf.wall / c1.wall:.2f}x"),
+        goal(tf.wall / raw.wall >= GOAL_RAW, f"raw-only >= {GOAL_RAW:.1f}x tcpflow: {tf.wall / raw.wall:.2f}x"),
         goal(tf.wall / c2.wall >= GOAL_X2, f"--workers 2 >= {GOAL_X2:.1f}x tcpflow: {tf.wall / c2.wall:.2f}x"),
         goal(
             max(c1.peak_mib, c2.peak_mib) < GOAL_RSS_MIB,
