@@ -286,20 +286,19 @@ class FlowTable:
     def _evict(self) -> None:
         """Over the memory cap: flush the least recently active flows until 90% of it is free again."""
         target = self.limits.memcap * 9 // 10
-        for flow in sorted(self.lru.values(), key=lambda f: f.last):
-            if self.budget.used <= target:
-                break
-            self.stats.net["evictions"] += 1
-            self._close(flow, EndReason.MEMCAP)
+        self._close_oldest(EndReason.MEMCAP, "evictions", lambda: self.budget.used <= target)
 
     def _shed(self, keep: int, reason: EndReason, counter: str) -> None:
         """Too many open flows: close (and so scan) the least recently active until `keep` stay open.
 
         One sort sheds a tenth of the table, so a flood of new connections pays it once per many flows.
         """
-        excess = len(self.lru) - keep
-        if excess <= 0:
-            return
-        for flow in sorted(self.lru.values(), key=lambda f: f.last)[:excess]:
+        self._close_oldest(reason, counter, lambda: len(self.lru) <= keep)
+
+    def _close_oldest(self, reason: EndReason, counter: str, enough: Callable[[], bool]) -> None:
+        """Close the least recently active flows, counting each under `counter`, until `enough()` holds."""
+        for flow in sorted(self.lru.values(), key=lambda f: f.last):
+            if enough():
+                break
             self.stats.net[counter] += 1
             self._close(flow, reason)

@@ -247,7 +247,7 @@ class FindingStore:
         """Insert new rows, replace rows whose record (less what changes every run) differs, and give every row
         seen again this run's run_id; one transaction, in batches."""
         col = table.c[key]
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
+        stmt = self._insert_new(table, key)
         new = updated = 0
         with self._tx() as conn:
             for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
@@ -256,7 +256,7 @@ class FindingStore:
                 known = {r[0]: r for r in conn.execute(q)}
                 fresh = [row for rid, row in by_id.items() if rid not in known]
                 if fresh:
-                    new += len(conn.execute(stmt.returning(col), fresh).all())
+                    new += len(conn.execute(stmt, fresh).all())
                 rejudged: dict[int, list[str]] = {}  # same judgement: only the run that last judged it changes
                 for rid, row in by_id.items():
                     old = known.get(rid)
@@ -275,7 +275,7 @@ class FindingStore:
 
     def replace_file(self, run_id: int, path: str, rows: list[FindingRow]) -> int:
         """A rescanned file: its earlier findings are deleted and `rows` stored, in one transaction."""
-        stmt = self._insert_new()
+        stmt = self._insert_new(findings, "event_id")
         with self._errors(), self._engine.begin() as conn:
             conn.execute(delete(findings).where(findings.c.path == path, findings.c.host.is_not(None)))
             if not rows:
@@ -283,17 +283,12 @@ class FindingStore:
             return len(conn.execute(stmt, [_row_params(run_id, row) for row in rows]).all())
 
     def _insert_new_rows(self, table: Table, key: str, params: Iterable[dict[str, Any]]) -> int:
-        """Insert rows in one transaction, in batches, skipping keys already stored; returns how many were new.
-
-        RETURNING lists only the rows actually inserted: an exact count even when another worker
-        writes the same rows at the same time.
-        """
-        col = table.c[key]
-        stmt = _DIALECT_INSERT[self._engine.dialect.name](table).on_conflict_do_nothing(index_elements=[col])
+        """Insert rows in one transaction, in batches, skipping keys already stored; returns how many were new."""
+        stmt = self._insert_new(table, key)
         inserted = 0
         with self._tx() as conn:
             for batch in _batches(params, BATCH_ROWS):  # type: ignore[arg-type]
-                inserted += len(conn.execute(stmt.returning(col), batch).all())
+                inserted += len(conn.execute(stmt, batch).all())
         return inserted
 
     def add_flows(self, run_id: int, rows: Iterable[FlowRow]) -> int:
@@ -349,14 +344,6 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             rows = conn.execute(select(flows.c.flow_id, flows.c.record).order_by(flows.c.start)).all()
         return [(r[0], json.loads(r[1])) for r in rows]
-
-    def add_incidents(self, items: Iterable[tuple[str, float, float, str | None, int, str]]) -> int:
-        """Insert (id, start, end, host, score, record) rows, skipping ids already stored; returns how many were new."""
-        keys = ("incident_id", "start", "end", "host", "score", "record")
-        now = time.time()
-        return self._insert_new_rows(
-            incidents, "incident_id", (dict(zip(keys, row, strict=True)) | {"created": now} for row in items)
-        )
 
     def replace_incidents(self, items: Iterable[tuple[str, float, float, str | None, int, str]]) -> IncidentsStored:
         """`correlate`'s result is what the store's evidence gives now: incidents it derives again keep their id
@@ -505,10 +492,13 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(flows)).scalar_one())
 
-    def _insert_new(self) -> Any:
-        # RETURNING lists only the rows actually inserted: an exact count even when another
-        # worker is writing the same findings at the same time (a before/after count is not).
-        return _insert_ignoring_duplicates(self._engine.dialect.name).returning(findings.c.event_id)
+    def _insert_new(self, table: Table, key: str) -> Any:
+        """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key, in the dialect's own syntax.
+
+        RETURNING lists only the rows actually inserted: an exact count even when another worker is
+        writing the same rows at the same time (a before/after count is not).
+        """
+        return _insert_ignoring_duplicates(self._engine.dialect.name, table, key).returning(table.c[key])
 
     def findings(
         self, since: float | None = None, kind: str | None = None, limit: int | None = None
@@ -543,7 +533,8 @@ class FindingStore:
         if q.min_severity is not None and "severity" in c:
             where.append(c.severity >= q.min_severity)
         if q.community_id is not None:
-            where.append(c.community_id == q.community_id if "community_id" in c else c.record.contains(q.community_id))
+            in_record = c.record.contains(q.community_id, autoescape=True)
+            where.append(c.community_id == q.community_id if "community_id" in c else in_record)
         if q.flow is not None and "flow_id" in c:
             where.append(c.flow_id.startswith(q.flow.lower(), autoescape=True))
         if q.sha256 is not None:
@@ -721,9 +712,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
-    """INSERT INTO findings ... ON CONFLICT (event_id) DO NOTHING, in the dialect's own syntax."""
-    return _DIALECT_INSERT[dialect](findings).on_conflict_do_nothing(index_elements=[findings.c.event_id])
+def _insert_ignoring_duplicates(dialect: str, table: Table = findings, key: str = "event_id") -> Any:
+    """INSERT INTO table ... ON CONFLICT (key) DO NOTHING, in the dialect's own syntax."""
+    return _DIALECT_INSERT[dialect](table).on_conflict_do_nothing(index_elements=[table.c[key]])
 
 
 def _batches(rows: Iterable[FindingRow], size: int) -> Iterator[list[FindingRow]]:
