@@ -105,12 +105,13 @@ SAN_ENV = LD_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) PYTHO
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 STAGEWATCH_SANITIZED=1
 sanitize: sysdeps-test $(VENV)/.ok
 	$(call apt_install,clang)
-	rm -f sensor/_core.c sensor/_core.*.so
+	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so
 	CC=clang LDSHARED="clang -shared" STAGEWATCH_SANITIZE=1 $(PY) -m pip install -q --no-deps --force-reinstall -e .
 	status=0; $(SAN_ENV) $(PY) -m pytest -p no:cacheprovider tests/test_core_diff.py tests/test_decode.py \
-	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py || status=$$?; \
-	rm -f sensor/_core.c sensor/_core.*.so; \
+	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py \
+	  tests/test_flow_diff.py tests/test_chunker.py || status=$$?; \
+	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so; \
 	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest-tmp build samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples sensor/_core.c sensor/_core.*.so
+	rm -rf $(VENV) .pytest-tmp build samples/staged samples/demo.db* samples/demo*.jsonl pcaps/samples sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so

@@ -1,6 +1,6 @@
 """Only what pyproject.toml cannot say: the top-level signatures/ folder ships inside the wheel as
 sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the bundled rules; and the
-compiled packet core (sensor/_core.pyx), built by Cython. The extension is optional: where it does
+compiled packet core (sensor/_core.pyx, sensor/_flow.pyx), built by Cython. The extension is optional: where it does
 not build (no C compiler), the package installs and the Python reference core runs (sensor/native.py).
 
 STAGEWATCH_SANITIZE=1 builds it with clang's AddressSanitizer and UBSan (`make sanitize`).
@@ -27,10 +27,11 @@ def extensions() -> list:
     if os.environ.get("STAGEWATCH_SANITIZE") == "1":
         args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
         link = ["-fsanitize=address,undefined"]
-    core = Extension(
-        "sensor._core", ["sensor/_core.pyx"], extra_compile_args=args, extra_link_args=link, optional=True
-    )
-    return cythonize([core], compiler_directives={"language_level": "3"}, quiet=True)
+    core = [
+        Extension(f"sensor.{name}", [f"sensor/{name}.pyx"], extra_compile_args=args, extra_link_args=link, optional=True)
+        for name in ("_core", "_flow")
+    ]
+    return cythonize(core, compiler_directives={"language_level": "3"}, quiet=True)
 
 
 setup(

@@ -129,6 +129,8 @@ class Limits:
     stream_depth: int = 16 * MiB  # bytes kept per TCP direction (Suricata's stream.reassembly.depth)
     memcap: int = 256 * MiB  # buffered stream bytes + FLOW_COST per open flow, before the oldest flows are evicted
     max_flows: int = 50_000  # open flows (TCP and UDP) before the least recently active are closed (~6 KiB each)
+    chunk_size: int = 64 * KiB  # a TCP direction's bytes handed to the layers above at once (sensor/flow/chunker.py)
+    chunk_delay: float = 1.0  # seconds of capture time a chunk may wait for more before it goes up anyway
     max_pending: int = 4 * MiB  # out-of-order bytes held behind a hole before it is declared a gap
     flow_timeout: float = 300.0  # seconds of capture time without a packet before a flow is closed
     max_fragments: int = 4096  # IP fragments buffered for reassembly, all datagrams together

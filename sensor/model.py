@@ -78,6 +78,19 @@ class Packet(NamedTuple):
     source: str  # capture file (or interface)
 
 
+class StreamChunk(NamedTuple):
+    """In-order bytes of one TCP direction handed up at once, with where each packet's bytes start.
+
+    `marks_off[i]` is the stream offset of the first byte of the i-th packet in the chunk, `marks[i]` its
+    (capture time, packet number, capture file): a finding keeps the packet of its first byte.
+    """
+
+    offset: int  # stream offset of data[0]
+    data: bytes
+    marks_off: list[int]
+    marks: list[tuple[float, int, str]]
+
+
 class Segment(NamedTuple):
     """A decoded TCP segment or UDP datagram (IP fragments already reassembled)."""
 

@@ -12,15 +12,17 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from sensor import native
 from sensor.capture.pcapfile import read_packets
 from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
 from sensor.detect import inner
 from sensor.detect.detector import Detector
 from sensor.detect.stream import StreamScanner
+from sensor.flow.chunker import ChunkSink
 from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
-from sensor.flow.reassembly import EndReason, StreamSink
+from sensor.flow.reassembly import EndReason
 from sensor.flow.table import ACK, FIN, RST, SYN, TCP, Budget, Flow, FlowTable
 from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Packet, Segment
 from sensor.protocols.session import Session
@@ -53,14 +55,15 @@ class NetScanner:
         self.stats = stats
         self.shard, self.shards = shard
         self.home = HomeNet(settings.home_net)
-        self.budget = Budget()
+        self.budget = native.pick("Budget", Budget)()
         self.out: list[Result] = []
         self.app_layer = settings.app_layer
         self.objects = settings.objects
         self.limits = settings.limits
         self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry)
         lim = settings.limits
-        self.table = FlowTable(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
+        table = native.pick("FlowTable", FlowTable)  # the compiled core's (sensor/_flow.pyx) or its reference
+        self.table = table(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
         self._owned: dict[tuple[bytes, bytes], bool] = {}  # IP pair -> this process's share (cached hash)
 
@@ -181,9 +184,9 @@ class NetScanner:
             sni=flow.sni,
         )
 
-    def _sink(self, flow: Flow, d: int) -> StreamSink:
+    def _sink(self, flow: Flow, d: int) -> ChunkSink:
         if not self.app_layer:
-            return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget, self.table)
+            return StreamScanner(self.det, self._origin(flow, d), self.out.append, self.budget)
         session = flow.app
         if not isinstance(session, Session):
             session = flow.app = Session(
@@ -194,7 +197,6 @@ class NetScanner:
                 self.stats,
                 self.limits,
                 flow.sport,
-                self.table,
                 self.shared,
             )
         return session.sinks[d]
@@ -204,7 +206,7 @@ class NetScanner:
         origin = self._origin(flow, d)
         if protocol:
             origin = replace(origin, protocol=protocol)
-        return StreamScanner(self.det, origin, self.out.append, self.budget, self.table, start, index)
+        return StreamScanner(self.det, origin, self.out.append, self.budget, start, index)
 
     def _object(self, obj: ContentObject, scan: bool) -> None:
         """One application object: scanned (unless its parts are), and recorded for --objects."""

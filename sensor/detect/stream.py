@@ -16,7 +16,7 @@ from sensor.config import MiB
 from sensor.detect.detector import Detector, Hint, Root
 from sensor.detect.verifiers import Context
 from sensor.flow.table import Budget
-from sensor.model import Candidate, Container, ContentObject, Finding, NetworkOrigin
+from sensor.model import Candidate, Container, ContentObject, Finding, NetworkOrigin, StreamChunk
 
 LOOKAHEAD = 1 * MiB  # bytes after a candidate before it is decided: rule (c) needs 1 MiB of output
 HINT_LOOKAHEAD = 4 * MiB  # a base64 run is decoded once this much follows its start, or at the end
@@ -37,7 +37,7 @@ class StreamRoot(Root):
 
 
 class StreamScanner:
-    """Sink of one HalfStream: buffers, scans incrementally and emits findings."""
+    """Sink of one TCP direction's chunks: buffers, scans incrementally and emits findings."""
 
     def __init__(
         self,
@@ -45,7 +45,6 @@ class StreamScanner:
         origin: NetworkOrigin,
         emit: Callable[[Finding], None],
         budget: Budget,
-        reader: object | None = None,
         start: int = 0,
         index: int = 0,
     ) -> None:
@@ -68,24 +67,23 @@ class StreamScanner:
         self.cands: list[Candidate] = []  # absolute stream offsets, sorted
         self.hints: list[Hint] = []
         self.seen: set[tuple[object, int]] = set()
-        self.marks_off: list[int] = []  # first stream offset of each delivered segment
+        self.marks_off: list[int] = []  # first stream offset of each packet's bytes
         self.marks: list[tuple[float, int, str]] = []  # its (ts, packet number, capture file)
-        # whatever reads the captures: its `.source` names the file being read (flows span rotated files)
-        self.reader = reader if reader is not None else origin
         self.closed = False
         self._snapshot: ContentObject | None = None
         self._root_cache: StreamRoot | None = None
         self._root_for = -1
 
-    # -- StreamSink ---------------------------------------------------------------------------
-    def data(self, offset: int, payload: bytes, ts: float, index: int) -> None:
+    # -- ChunkSink ----------------------------------------------------------------------------
+    def chunk(self, c: StreamChunk) -> None:
+        """A direction's chunk (sensor/flow/chunker.py): its bytes at once, every packet's stamp kept."""
         if self.closed:
             return
-        self.buf += payload
-        self.marks_off.append(offset)
-        self.marks.append((ts, index, self.reader.source))  # type: ignore[attr-defined]
-        self.end_off = offset + len(payload)
-        self.budget.used += len(payload)
+        self.buf += c.data
+        self.marks_off.extend(c.marks_off)
+        self.marks.extend(c.marks)
+        self.end_off = c.offset + len(c.data)
+        self.budget.used += len(c.data)
         if self.end_off - self.scanned >= self.window:
             self._advance(final=False)
 

@@ -11,9 +11,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from sensor.config import FLOW_COST, Limits
+from sensor.flow.chunker import Chunker, ChunkSink
 from sensor.flow.community_id import community_id
 from sensor.flow.direction import HomeNet, ip_text
-from sensor.flow.reassembly import EndReason, HalfStream, StreamSink
+from sensor.flow.reassembly import EndReason, HalfStream
 from sensor.flow.tls import client_hello_sni
 from sensor.model import FlowRecord, Segment
 from sensor.stats import RunStats
@@ -119,7 +120,7 @@ class FlowTable:
         limits: Limits,
         home: HomeNet,
         stats: RunStats,
-        make_sink: Callable[[Flow, int], StreamSink],
+        make_sink: Callable[[Flow, int], ChunkSink],
         on_datagram: Callable[[Flow, int, Segment], None],
         on_end: Callable[[FlowRecord], None],
         budget: Budget,
@@ -208,9 +209,11 @@ class FlowTable:
         flow = Flow(seg, _client_is_sender(seg), self.home, self.source)
         if seg.proto == TCP:
             lim = self.limits
-            flow.halves = [
-                HalfStream(self.make_sink(flow, d), self.stats, lim.stream_depth, lim.max_pending) for d in (0, 1)
+            chunkers = [
+                Chunker(self.make_sink(flow, d), self, self.budget, lim.chunk_size, lim.chunk_delay) for d in (0, 1)
             ]
+            chunkers[0].other, chunkers[1].other = chunkers[1], chunkers[0]
+            flow.halves = [HalfStream(c, self.stats, lim.stream_depth, lim.max_pending) for c in chunkers]
             flow.mid_stream = not seg.flags & SYN
             if flow.mid_stream:
                 self.stats.net["mid_stream"] += 1
@@ -266,8 +269,10 @@ class FlowTable:
         if release is not None:
             release()
         flow.app = None
-        for half in flow.halves:
-            half.sink = None  # type: ignore[assignment]
+        for half in flow.halves:  # the two chunkers point at each other and at the session's sinks
+            chunker = half.sink
+            chunker.other = None
+            chunker.sink = None  # type: ignore[assignment]
 
     def _sweep(self, now: float) -> None:
         """Close flows idle for longer than flow_timeout (capture time).
@@ -282,6 +287,11 @@ class FlowTable:
         for flow in [f for f in self.lru.values() if f.last < limit]:
             self.stats.net["idle_closed"] += 1
             self._close(flow, EndReason.IDLE)
+        for flow in self.lru.values():  # bytes of quiet flows waiting for a chunk go up after chunk_delay
+            for half in flow.halves:
+                chunker = half.sink
+                if chunker.stale(now):
+                    chunker.flush()
 
     def _evict(self) -> None:
         """Over the memory cap: flush the least recently active flows until 90% of it is free again."""

@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sensor.config import Limits
-from sensor.flow.reassembly import EndReason, StreamSink
-from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin
+from sensor.flow.chunker import ChunkSink
+from sensor.flow.reassembly import EndReason
+from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin, StreamChunk
 from sensor.protocols.base import DirBuffer, Extractor, extractors
 from sensor.stats import RunStats
 
 SNIFF_MAX = 16 * 1024  # bytes held per direction before a connection no extractor claims goes raw
 
-MakeRaw = Callable[[int, int, int, str | None], StreamSink]  # (direction, offset, index, protocol)
+MakeRaw = Callable[[int, int, int, str | None], ChunkSink]  # (direction, offset, index, protocol)
 
 
 class DirSink:
@@ -32,8 +33,8 @@ class DirSink:
         self.session = session
         self.d = d
 
-    def data(self, offset: int, payload: bytes, ts: float, index: int) -> None:
-        self.session.data(self.d, offset, payload, ts, index)
+    def chunk(self, c: StreamChunk) -> None:
+        self.session.chunk(self.d, c)
 
     def gap(self, offset: int, size: int) -> None:
         self.session.gap(self.d, offset, size)
@@ -57,7 +58,6 @@ class Session:
         stats: RunStats,
         limits: Limits,
         server_port: int,
-        reader: object,
         shared: dict[str, object] | None = None,
     ) -> None:
         self.origin = origin
@@ -67,12 +67,11 @@ class Session:
         self.make_raw = make_raw
         self.stats = stats
         self.server_port = server_port
-        self.reader = reader  # `.source`: the capture file being read
         self.bufs = (DirBuffer(budget), DirBuffer(budget))
-        # (stream offset, ts, packet, capture) of each delivered segment, per direction
+        # (stream offset, ts, packet, capture) of each packet's bytes, per direction
         self.mark_off: tuple[list[int], list[int]] = ([], [])
         self.marks: tuple[list[tuple[float, int, str]], list[tuple[float, int, str]]] = ([], [])
-        self.raws: list[StreamSink | None] = [None, None]
+        self.raws: list[ChunkSink | None] = [None, None]
         self.ext: Extractor | None = None
         self.decided = False
         self.ended = [False, False]
@@ -81,17 +80,17 @@ class Session:
         self.released_name: str | None = None  # the extractor's name once `release` dropped it
 
     # -- from reassembly ----------------------------------------------------------------------
-    def data(self, d: int, offset: int, payload: bytes, ts: float, index: int) -> None:
+    def chunk(self, d: int, c: StreamChunk) -> None:
         raw = self.raws[d]
         if raw is not None:
-            raw.data(offset, payload, ts, index)
+            raw.chunk(c)
             return
         buf = self.bufs[d]
         if not buf.data:
-            buf.base = offset
-        self.mark_off[d].append(offset)
-        self.marks[d].append((ts, index, self.reader.source))  # type: ignore[attr-defined]
-        buf.append(payload)
+            buf.base = c.offset
+        self.mark_off[d].extend(c.marks_off)
+        self.marks[d].extend(c.marks)
+        buf.append(c.data)
         if not self.decided:
             self._decide(force=False)
             return
@@ -307,18 +306,14 @@ class Session:
         raw = self.make_raw(d, offset, self.next_index(d), self.ext_name)
         self.raws[d] = raw
         if replay:
-            ts, packet, _ = stamp or self.stamp(d, offset)
-            raw.data(offset, replay, ts, packet)
+            raw.chunk(StreamChunk(offset, replay, [offset], [stamp or self.stamp(d, offset)]))
             offset += len(replay)
-        if not gap_first and offset >= buf.base:
+        if not gap_first and offset >= buf.base and offset < buf.end:
+            # what is buffered from `offset` on, as one chunk with the stamps of the packets in it
             offs, marks = self.mark_off[d], self.marks[d]
-            for i, off in enumerate(offs):
-                nxt = offs[i + 1] if i + 1 < len(offs) else buf.end
-                lo = max(off, offset)
-                if nxt <= lo:
-                    continue
-                ts, packet, _ = marks[i]
-                raw.data(lo, bytes(buf.data[lo - buf.base : nxt - buf.base]), ts, packet)
+            i = max(bisect.bisect_right(offs, offset) - 1, 0)
+            kept_off = [max(off, offset) for off in offs[i:]]
+            raw.chunk(StreamChunk(offset, bytes(buf.data[offset - buf.base :]), kept_off, list(marks[i:])))
         buf.restart(buf.end)
         self.mark_off[d].clear()
         self.marks[d].clear()
