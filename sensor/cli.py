@@ -383,6 +383,7 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
 
     sinks = _sinks(a, settings)
     store, run_id = _open_run(a, settings, sinks)
+    wanted = (Finding, *(k for sink in sinks for k in sink.kinds))  # findings feed the console table too
     directions: Counter[str] = Counter()
     shown: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -420,6 +421,8 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
                     item = tuner.apply(item, stats)
                 elif isinstance(item, FlowRecord):
                     directions[item.direction] += 1
+                if not isinstance(item, wanted):
+                    continue  # no sink writes it (flow records without --flows or a store): no record built
                 record = _record_of(item, observer)
                 for sink in sinks:
                     sink.write(item, record)
@@ -653,6 +656,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     sinks = _sinks(a, settings)
     store, run_id = _open_run(a, settings, sinks)
+    wanted = tuple(k for sink in sinks for k in sink.kinds)
     prune_due = _retention(store, settings.retention, a.quiet)  # on this thread, the StoreSink's: never beside it
     prune_due()
     latest: dict[int, WorkerStats] = {}
@@ -677,9 +681,10 @@ def cmd_live(a: argparse.Namespace) -> int:
         for item in live_inputs(job, stats, stop, on_stats, on_ready, reloads):
             if isinstance(item, Finding | HostFinding):
                 item = tuner.apply(item, stats)
-            record = _record_of(item, observer)
-            for sink in sinks:
-                sink.write(item, record)
+            if isinstance(item, wanted):
+                record = _record_of(item, observer)
+                for sink in sinks:
+                    sink.write(item, record)
             prune_due()
             if hup.is_set():
                 hup.clear()

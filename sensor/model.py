@@ -167,6 +167,24 @@ class AppMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamDecode:
+    """A member at an object's start that the protocol layer already decoded (an HTTP body's gzip or deflate
+    Content-Encoding): its verifier proves it from this decode instead of inflating the bytes again.
+
+    Kept only when the decode hit no cap, so it is exactly what the verifier's own decode would give.
+    """
+
+    format: Format
+    start: int  # where the compressed stream begins in the object (after the format's header)
+    output: bytes  # everything it decoded
+    consumed: int  # compressed bytes used, to the end of stream when `eof`
+    eof: bool
+    error: str | None
+    head: bytes  # the first `inner_head` bytes of output
+    data_ended: bool  # the object ran out before the stream ended
+
+
+@dataclass(frozen=True, slots=True)
 class ContentObject:
     """Bytes to scan and where they came from; `layers` lists the encodings peeled off."""
 
@@ -179,6 +197,7 @@ class ContentObject:
     layer_offset: int | None = None  # where the encoded run sat in the original object
     app: AppMeta | None = None  # the protocol's metadata for an application object
     declared: Format | None = None  # the protocol says the object is this format (Content-Encoding)
+    decoded: StreamDecode | None = None  # the member at its start, decoded once by the protocol layer
 
 
 @dataclass(frozen=True, slots=True)

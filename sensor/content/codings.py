@@ -9,6 +9,7 @@ reported, and whatever decoded before it is kept.
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass, replace
 
 import cramjam
@@ -16,7 +17,8 @@ import zstandard
 
 from sensor.config import Limits
 from sensor.content.decompress import Codec, bz2_codec, inflate_codec, lzma_alone_codec, run, xz_codec
-from sensor.model import Buffer, Format, Limit, LimitHit
+from sensor.content.gzip_header import parse_header
+from sensor.model import Buffer, Format, Limit, LimitHit, StreamDecode
 
 # Content-Encoding / Transfer-Encoding token -> the member format it declares
 CODINGS: dict[str, Format] = {
@@ -34,13 +36,18 @@ CODINGS: dict[str, Format] = {
 
 @dataclass(frozen=True, slots=True)
 class Undone:
-    """The result of undoing one coding: the bytes, and why it stopped early if it did."""
+    """The result of undoing one coding: the bytes, and why it stopped early if it did.
+
+    `member`: for gzip and zlib, the decode as their verifiers make it (header, raw inflate, no cap hit),
+    so the detector proves the body from it instead of inflating it a second time.
+    """
 
     coding: str
     data: bytes
     complete: bool
     limit: LimitHit | None
     error: str | None
+    member: StreamDecode | None = None
 
 
 def parse_codings(value: str | None) -> list[str]:
@@ -58,12 +65,16 @@ def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
         return _brotli(coding, data, lim, where)
     if fmt is Format.ZSTD:
         return _zstd(coding, data, lim, where)
+    once = _member(coding, fmt, data, lim, where) if fmt is Format.GZIP or fmt is Format.ZLIB else None
+    if once is not None and (fmt is Format.GZIP or once.complete or (once.error is None and once.data)):
+        return once
     codecs: list[Codec]
     if fmt is Format.GZIP:
         codecs = [inflate_codec(31)]
     elif fmt is Format.ZLIB:
-        # zlib-wrapped first; raw deflate is what many servers actually send (zeek's missing-zlib-header)
-        codecs = [inflate_codec(15), inflate_codec(-15)]
+        # zlib-wrapped first (`once`, when its header is one); raw deflate is what many servers actually send
+        # (zeek's missing-zlib-header): the longer reading wins
+        codecs = [inflate_codec(-15)] if once is not None else [inflate_codec(15), inflate_codec(-15)]
     elif fmt is Format.BZIP2:
         codecs = [bz2_codec()]
     elif fmt is Format.XZ:
@@ -72,7 +83,7 @@ def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
         codecs = [lzma_alone_codec()]
     else:
         return Undone(coding, b"", False, None, f"unknown coding {coding!r}")
-    best: Undone | None = None
+    best: Undone | None = once
     for codec in codecs:
         out = bytearray()
         d = run(codec, data, 0, lim, where, observers=(out.extend,))
@@ -83,6 +94,43 @@ def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
             best = result
     assert best is not None
     return best
+
+
+def _member(coding: str, fmt: Format, data: Buffer, lim: Limits, where: str) -> Undone | None:
+    """gzip or zlib decoded the way their verifiers do it: the header read here, the deflate stream raw-inflated,
+    the trailer (CRC-32 and ISIZE, or Adler-32) checked over the output. None when the header is not one
+    (zlib then tries its other readings: raw deflate, as many servers send)."""
+    if fmt is Format.GZIP:
+        hdr = parse_header(data, 0)
+        if hdr is None:
+            return None
+        start, trailer = hdr[0], 8
+    else:
+        h = bytes(data[:3])
+        if len(h) < 3 or h[0] & 0x0F != 8 or h[0] >> 4 > 7 or (h[0] << 8 | h[1]) % 31 or h[1] & 0x20:
+            return None
+        start, trailer = 2, 4
+    out = bytearray()
+    d = run(inflate_codec(-15), data, start, lim, where, observers=(out.extend,))
+    error = d.error
+    complete = False
+    if d.eof:
+        tail = bytes(data[start + d.consumed : start + d.consumed + trailer])
+        if len(tail) == trailer:
+            if fmt is Format.GZIP:
+                crc, size = int.from_bytes(tail[:4], "little"), int.from_bytes(tail[4:], "little")
+                if crc != zlib.crc32(out):
+                    error = "incorrect data check"
+                elif size != len(out) & 0xFFFFFFFF:
+                    error = "incorrect length check"
+            elif int.from_bytes(tail, "big") != zlib.adler32(out):
+                error = "incorrect data check"
+            complete = error is None
+    output = bytes(out)
+    member = None
+    if d.limit is None:  # a capped decode is not the verifier's (its cap is max_output): it decodes itself
+        member = StreamDecode(fmt, start, output, d.consumed, d.eof, d.error, d.head, d.data_ended)
+    return Undone(coding, output, complete, d.limit, error, member)
 
 
 def _brotli(coding: str, data: Buffer, lim: Limits, where: str) -> Undone:

@@ -285,7 +285,7 @@ class Detector:
         cands, hints = self.candidates(data, where)
         spans: list[tuple[int, int]] = []
         covered = 0  # candidates come in offset order, so "inside a member" is "before its end"
-        ctx = Context(self.limits, where, at_object_start=True, declared=obj.declared)
+        ctx = Context(self.limits, where, at_object_start=True, declared=obj.declared, decoded=obj.decoded)
         for cand in cands:
             if cand.offset < covered:
                 continue

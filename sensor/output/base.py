@@ -12,6 +12,7 @@ class Sink(Protocol):
     """Receives every finding and ended flow of a run (with its ECS record) and is closed once."""
 
     name: ClassVar[str]
+    kinds: tuple[type, ...]  # the results it writes: the caller builds a record only for what some sink wants
 
     def write(self, item: Finding | FlowRecord, record: dict[str, Any]) -> None: ...
 

@@ -69,6 +69,7 @@ class JsonlSink:
 
     def __init__(self, target: str, kind: type | tuple[type, ...] = Finding, truncate: bool = False) -> None:
         self.kind = kind
+        self.kinds = kind if isinstance(kind, tuple) else (kind,)
         self._target = target
         self._own = target != "-"
         self._f: TextIO = open_lines(target, truncate)

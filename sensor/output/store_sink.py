@@ -74,6 +74,7 @@ class StoreSink:
     """Buffers rows and writes them in batches; `close` writes the rest."""
 
     name: ClassVar[str] = "store"
+    kinds: tuple[type, ...] = (object,)  # every result, host events included
 
     def __init__(self, store: FindingStore, run_id: int, observer: str) -> None:
         self.store = store

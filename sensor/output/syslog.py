@@ -87,6 +87,7 @@ class SyslogSink:
     """Sends each finding, host finding and incident as one syslog message."""
 
     name: ClassVar[str] = "syslog"
+    kinds: tuple[type, ...] = (Finding, HostFinding, Incident)  # flows and objects stay in the store and JSON lines
 
     def __init__(self, url: str, payload: str = "json", hostname: str = "", ca: str | None = None) -> None:
         if payload not in ("json", "leef"):

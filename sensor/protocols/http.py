@@ -409,6 +409,16 @@ class Http:
         wire = self.wire
         lim = self.limits
         plain = not todo and (multipart.boundary_of(ctype) is not None or self._is_form(ctype, data))
+        if len(todo) > lim.max_depth:  # "gzip, gzip, gzip, ..." : a decoding bomb in layers
+            wire.stats.limit(LimitHit(Limit.DEPTH, f"{req.target if req else ''} content codings", len(todo)))
+            todo = todo[-lim.max_depth :]
+        target = req.target if req else ""
+
+        def where(coding: str) -> str:
+            return f"{target} {coding} body"
+
+        # each layer is decoded once, before its object is emitted: the verifier proves the member from that decode
+        undone = codings.undo(todo[-1], data, lim, where(todo[-1])) if todo else None
         index = wire.emit(
             d,
             offset,
@@ -418,15 +428,14 @@ class Http:
             layers=layers,
             app=app,
             declared=declared,
+            decoded=undone.member if undone is not None else None,
             stamp=stamp,
             scan=not plain,
         )
         inner, inner_layers = data, layers
-        if len(todo) > lim.max_depth:  # "gzip, gzip, gzip, ..." : a decoding bomb in layers
-            wire.stats.limit(LimitHit(Limit.DEPTH, f"{req.target if req else ''} content codings", len(todo)))
-            todo = todo[-lim.max_depth :]
         for n, coding in enumerate(reversed(todo)):  # the last coding listed was applied last
             if n:  # an intermediate layer (gzip inside gzip) is itself a member: scanned too
+                undone = codings.undo(coding, inner, lim, where(coding))
                 wire.emit(
                     d,
                     offset,
@@ -438,9 +447,9 @@ class Http:
                     layer_offset=0,
                     index=index,
                     stamp=stamp,
+                    decoded=undone.member,
                 )
-            where = f"{req.target if req else ''} {coding} body"
-            undone = codings.undo(coding, inner, lim, where)
+            assert undone is not None
             if undone.limit is not None:
                 wire.stats.limit(undone.limit)
             if undone.error and not undone.data:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from sensor.config import Limits
 from sensor.flow.chunker import ChunkSink
 from sensor.flow.reassembly import EndReason
-from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin, StreamChunk
+from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin, StreamChunk, StreamDecode
 from sensor.protocols.base import DirBuffer, Extractor, extractors
 from sensor.stats import RunStats
 
@@ -171,6 +171,7 @@ class Session:
         layers: tuple[str, ...] = (),
         app: AppMeta | None = None,
         declared: Format | None = None,
+        decoded: StreamDecode | None = None,
         layer_offset: int | None = None,
         index: int | None = None,
         stamp: tuple[float, int, str] | None = None,
@@ -179,7 +180,8 @@ class Session:
         """Hand one application object to the detector; returns its index in the direction.
 
         `stamp` is the (time, packet, capture) of its first byte when the caller kept it;
-        `scan=False` records the object (--objects) without scanning it (its parts are scanned).
+        `scan=False` records the object (--objects) without scanning it (its parts are scanned); `decoded` is
+        the member at its start when the caller already decoded it (its verifier then does not decode again).
         """
         if index is None:
             index = self.next_index(d)
@@ -197,6 +199,7 @@ class Session:
                 layer_offset=layer_offset,
                 app=app,
                 declared=declared,
+                decoded=decoded,
             ),
             scan,
         )

@@ -7,7 +7,7 @@ from typing import ClassVar, Protocol
 
 from sensor.config import KiB, Limits, MiB
 from sensor.content.decompress import Decoded
-from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, LimitHit, Proof
+from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, LimitHit, Proof, StreamDecode
 from sensor.registry import Registry
 
 TRUNCATED_MIN_OUTPUT = 4 * KiB  # rule (b): output needed when the data ends mid-stream
@@ -47,6 +47,20 @@ class Context:
     where: str  # location for LimitHit and log lines
     at_object_start: bool
     declared: Format | None = None  # the protocol says the object is this (Content-Encoding)
+    decoded: StreamDecode | None = None  # the member at the object's start, already decoded by the protocol layer
+
+
+def decoded_here(ctx: Context, fmt: Format, offset: int, start: int) -> tuple[Decoded, bytes] | None:
+    """The protocol layer's decode of the `fmt` stream starting at `start`, when it is exactly the one this
+    verifier would make (same member, same raw inflate, under this verifier's output cap): (its Decoded, the
+    output). None means: decode it here."""
+    pre = ctx.decoded
+    if pre is None or pre.format is not fmt or offset != 0 or pre.start != start:
+        return None
+    if len(pre.output) >= ctx.limits.max_output:
+        return None  # this verifier's cap would have stopped the decode earlier
+    dec = Decoded(len(pre.output), pre.consumed, pre.eof, pre.error, None, pre.head, pre.data_ended)
+    return dec, pre.output
 
 
 class Verifier(Protocol):

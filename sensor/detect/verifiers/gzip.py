@@ -6,45 +6,10 @@ import zlib
 from typing import ClassVar
 
 from sensor.content import decompress
+from sensor.content.gzip_header import FNAME, parse_header
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
+from sensor.detect.verifiers.base import Context, Verified, decoded_here, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
-
-FTEXT, FHCRC, FEXTRA, FNAME, FCOMMENT = 1, 2, 4, 8, 16
-MAX_NAME = 1024
-MAX_COMMENT = 64 * 1024
-
-
-def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int] | None:
-    """(header length, FNAME, MTIME, XFL, OS), or None when a hard field or the FHCRC is wrong."""
-    h = bytes(data[off : off + 10])
-    if len(h) < 10 or h[:3] != b"\x1f\x8b\x08" or h[3] & 0xE0:
-        return None
-    flg = h[3]
-    pos = off + 10
-    if flg & FEXTRA:
-        x = bytes(data[pos : pos + 2])
-        if len(x) < 2:
-            return None
-        pos += 2 + int.from_bytes(x, "little")
-    name = None
-    for flag, cap in ((FNAME, MAX_NAME), (FCOMMENT, MAX_COMMENT)):
-        if flg & flag:
-            chunk = bytes(data[pos : pos + cap])
-            nul = chunk.find(b"\x00")
-            if nul < 0:
-                return None
-            if flag == FNAME:
-                name = chunk[:nul].decode("latin-1")
-            pos += nul + 1
-    if flg & FHCRC:
-        crc = bytes(data[pos : pos + 2])
-        if len(crc) < 2 or zlib.crc32(bytes(data[off:pos])) & 0xFFFF != int.from_bytes(crc, "little"):
-            return None
-        pos += 2
-    if pos > len(data):
-        return None
-    return pos - off, name, int.from_bytes(h[4:8], "little"), h[8], h[9]
 
 
 def writer_of(flg: int, name: str | None, mtime: int, xfl: int, os_: int) -> str | None:
@@ -84,8 +49,14 @@ class GzipVerifier:
             crc[0] = zlib.crc32(piece, crc[0])
 
         walker = TarWalker(ctx.limits.max_names)
-        observers = (observe, walker.feed)
-        dec = decompress.run(decompress.inflate_codec(-15), data, off + hlen, ctx.limits, ctx.where, observers)
+        once = decoded_here(ctx, Format.GZIP, off, off + hlen)
+        if once is not None:  # an HTTP body's Content-Encoding: decoded once, by the protocol layer
+            dec, output = once
+            observe(output)
+            walker.feed(output)
+        else:
+            observers = (observe, walker.feed)
+            dec = decompress.run(decompress.inflate_codec(-15), data, off + hlen, ctx.limits, ctx.where, observers)
         end = off + hlen + dec.consumed
         check: bool | None = None
         if dec.eof:

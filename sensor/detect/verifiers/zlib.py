@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, judge_stream, stream_member, verifiers
+from sensor.detect.verifiers.base import Context, Verified, decoded_here, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 FLEVEL = {0: "fastest", 1: "fast", 2: "default", 3: "maximum"}
@@ -37,8 +37,14 @@ class ZlibVerifier:
             adler[0] = zlib.adler32(piece, adler[0])
 
         walker = TarWalker(ctx.limits.max_names)
-        observers = (observe, walker.feed)
-        dec = decompress.run(decompress.inflate_codec(-15), data, off + 2, ctx.limits, ctx.where, observers)
+        once = decoded_here(ctx, Format.ZLIB, off, off + 2)
+        if once is not None:  # an HTTP body's Content-Encoding: decoded once, by the protocol layer
+            dec, output = once
+            observe(output)
+            walker.feed(output)
+        else:
+            observers = (observe, walker.feed)
+            dec = decompress.run(decompress.inflate_codec(-15), data, off + 2, ctx.limits, ctx.where, observers)
         end = off + 2 + dec.consumed
         check: bool | None = None
         if dec.eof:
