@@ -27,13 +27,18 @@ class HomeNet:
             except ValueError as e:
                 raise ConfigError("--home-net", f"{c!r} is not a network: {e}") from None
         self.networks = tuple(nets)
+        # (network, mask) as integers by address length: a flood of new hosts is tested without ipaddress objects
+        self._masks: dict[int, tuple[tuple[int, int], ...]] = {
+            size: tuple((int(n.network_address), int(n.netmask)) for n in nets if n.max_prefixlen == size * 8)
+            for size in (4, 16)
+        }
         self._cache: dict[bytes, bool] = {}
 
     def inside(self, addr: bytes) -> bool:
         hit = self._cache.get(addr)
         if hit is None:
-            ip = ipaddress.ip_address(addr)
-            hit = any(ip.version == n.version and ip in n for n in self.networks)
+            value = int.from_bytes(addr, "big")
+            hit = any(value & mask == net for net, mask in self._masks.get(len(addr), ()))
             if len(self._cache) < 1 << 16:
                 self._cache[addr] = hit
         return hit

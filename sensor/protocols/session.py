@@ -24,6 +24,19 @@ SNIFF_MAX = 16 * 1024  # bytes held per direction before a connection no extract
 MakeRaw = Callable[[int, int, int, str | None], ChunkSink]  # (direction, offset, index, protocol)
 
 
+_ORDER: dict[int, list[tuple[str, type]]] = {}
+
+
+def _by_port(port: int) -> list[tuple[str, type]]:
+    """The extractors, those registered for `port` first (asked once per port and connection)."""
+    ordered = _ORDER.get(port)
+    if ordered is None or len(ordered) != len(extractors):
+        if len(_ORDER) > 4096:
+            _ORDER.clear()
+        ordered = _ORDER[port] = sorted(extractors.items(), key=lambda kv: port not in kv[1].ports)
+    return ordered
+
+
 class DirSink:
     """The reassembly sink of one direction: forwards to its session."""
 
@@ -240,8 +253,7 @@ class Session:
         if not client and not force and len(self.bufs[1].data) < SNIFF_MAX:
             return  # server greetings come first; the client's first words decide
         maybe = False
-        port = self.server_port
-        ordered = sorted(extractors.items(), key=lambda kv: port not in kv[1].ports)
+        ordered = _by_port(self.server_port)
         for _, cls in ordered:
             # context first: a connection another one announced (an FTP data channel) is claimed
             # whatever its bytes; then content
