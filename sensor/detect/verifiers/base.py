@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from sensor.config import KiB, Limits, MiB
+from sensor.content import decompress
 from sensor.content.decompress import Decoded
 from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, LimitHit, Proof, StreamDecode
 from sensor.registry import Registry
@@ -50,17 +52,22 @@ class Context:
     decoded: StreamDecode | None = None  # the member at the object's start, already decoded by the protocol layer
 
 
-def decoded_here(ctx: Context, fmt: Format, offset: int, start: int) -> tuple[Decoded, bytes] | None:
-    """The protocol layer's decode of the `fmt` stream starting at `start`, when it is exactly the one this
-    verifier would make (same member, same raw inflate, under this verifier's output cap): (its Decoded, the
-    output). None means: decode it here."""
+def inflate_stream(
+    data: Buffer, fmt: Format, offset: int, start: int, ctx: Context, observers: tuple[Callable[[bytes], None], ...]
+) -> Decoded:
+    """Raw-inflate the `fmt` member at `offset` whose deflate stream begins at `start`, feeding `observers`.
+
+    When the protocol layer already decoded exactly this stream (the member at the object's start, under
+    this verifier's output cap: an HTTP body's Content-Encoding), that decode is used and nothing is
+    inflated again; the result is the same."""
     pre = ctx.decoded
     if pre is None or pre.format is not fmt or offset != 0 or pre.start != start:
-        return None
-    if len(pre.output) >= ctx.limits.max_output:
-        return None  # this verifier's cap would have stopped the decode earlier
-    dec = Decoded(len(pre.output), pre.consumed, pre.eof, pre.error, None, pre.head, pre.data_ended)
-    return dec, pre.output
+        return decompress.run(decompress.inflate_codec(-15), data, start, ctx.limits, ctx.where, observers)
+    if len(pre.output) >= ctx.limits.max_output:  # this verifier's own cap would have stopped its decode earlier
+        return decompress.run(decompress.inflate_codec(-15), data, start, ctx.limits, ctx.where, observers)
+    for observe in observers:
+        observe(pre.output)
+    return Decoded(len(pre.output), pre.consumed, pre.eof, pre.error, None, pre.head, pre.data_ended)
 
 
 class Verifier(Protocol):

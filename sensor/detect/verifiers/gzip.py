@@ -5,10 +5,9 @@ from __future__ import annotations
 import zlib
 from typing import ClassVar
 
-from sensor.content import decompress
 from sensor.content.gzip_header import FNAME, parse_header
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, decoded_here, judge_stream, stream_member, verifiers
+from sensor.detect.verifiers.base import Context, Verified, inflate_stream, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 
@@ -49,14 +48,7 @@ class GzipVerifier:
             crc[0] = zlib.crc32(piece, crc[0])
 
         walker = TarWalker(ctx.limits.max_names)
-        once = decoded_here(ctx, Format.GZIP, off, off + hlen)
-        if once is not None:  # an HTTP body's Content-Encoding: decoded once, by the protocol layer
-            dec, output = once
-            observe(output)
-            walker.feed(output)
-        else:
-            observers = (observe, walker.feed)
-            dec = decompress.run(decompress.inflate_codec(-15), data, off + hlen, ctx.limits, ctx.where, observers)
+        dec = inflate_stream(data, Format.GZIP, off, off + hlen, ctx, (observe, walker.feed))
         end = off + hlen + dec.consumed
         check: bool | None = None
         if dec.eof:

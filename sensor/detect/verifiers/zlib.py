@@ -5,9 +5,8 @@ from __future__ import annotations
 import zlib
 from typing import ClassVar
 
-from sensor.content import decompress
 from sensor.detect.tarwalk import TarWalker
-from sensor.detect.verifiers.base import Context, Verified, decoded_here, judge_stream, stream_member, verifiers
+from sensor.detect.verifiers.base import Context, Verified, inflate_stream, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
 
 FLEVEL = {0: "fastest", 1: "fast", 2: "default", 3: "maximum"}
@@ -37,14 +36,7 @@ class ZlibVerifier:
             adler[0] = zlib.adler32(piece, adler[0])
 
         walker = TarWalker(ctx.limits.max_names)
-        once = decoded_here(ctx, Format.ZLIB, off, off + 2)
-        if once is not None:  # an HTTP body's Content-Encoding: decoded once, by the protocol layer
-            dec, output = once
-            observe(output)
-            walker.feed(output)
-        else:
-            observers = (observe, walker.feed)
-            dec = decompress.run(decompress.inflate_codec(-15), data, off + 2, ctx.limits, ctx.where, observers)
+        dec = inflate_stream(data, Format.ZLIB, off, off + 2, ctx, (observe, walker.feed))
         end = off + 2 + dec.consumed
         check: bool | None = None
         if dec.eof:
