@@ -161,6 +161,18 @@ class Settings:
     retention: float | None = None  # seconds ("30d" in TOML): live/watch prune older rows daily; None keeps all
 
 
+def _limit(config: Path | None, key: str, value: object) -> int | float:
+    """One [limits] value checked against its default's kind: a count or size is a whole number, a time may
+    have a fraction; neither is negative (the compiled core takes them as C numbers)."""
+    default = Limits.__dataclass_fields__[key].default
+    whole = isinstance(default, int)
+    ok = isinstance(value, int) if whole else isinstance(value, int | float)
+    if not ok or isinstance(value, bool) or value < 0:  # type: ignore[operator]
+        kind = "a whole number" if whole else "a number of seconds"
+        raise ConfigError(str(config), f"[limits] {key} = {value!r}: must be {kind}, 0 or more")
+    return value  # type: ignore[return-value]
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from an optional TOML file (`[limits]` table + top-level keys), then flags."""
     data: dict[str, Any] = {}
@@ -176,7 +188,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     unknown = set(raw_limits) - limit_keys
     if unknown:
         raise ConfigError(str(config), f"unknown [limits] keys: {', '.join(sorted(unknown))}")
-    limits = replace(Limits(), **raw_limits)
+    limits = replace(Limits(), **{k: _limit(config, k, v) for k, v in raw_limits.items()})
     setting_keys = {f.name for f in fields(Settings)} - {"limits"}
     unknown = set(data) - setting_keys
     if unknown:

@@ -226,3 +226,22 @@ def test_observer_name_and_ip_on_every_record(tree, tmp_path, capsys):
     assert records(out)[-1]["observer"]["ip"] == ["192.0.2.10"]
     for ip in local_addresses():  # the default: this machine's source addresses, none in an isolated namespace
         ipaddress.ip_address(ip)
+
+
+@pytest.mark.parametrize(
+    "line,why",
+    [
+        ('chunk_size = "64k"', "chunk_size = '64k': must be a whole number, 0 or more"),
+        ("max_flows = -5", "max_flows = -5: must be a whole number, 0 or more"),
+        ("stream_depth = 1.5", "stream_depth = 1.5: must be a whole number, 0 or more"),
+        ("chunk_delay = true", "chunk_delay = True: must be a number of seconds, 0 or more"),
+    ],
+)
+def test_a_bad_limit_in_the_config_is_one_line_naming_file_key_and_value(tree, tmp_path, capsys, line, why):
+    """The compiled core takes limits as C numbers: a wrong kind of value is refused before any input is read."""
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(f"[limits]\n{line}\n")
+    code, _, err = run_cli(["-q", "scan", str(tree), "--no-db", "--config", str(cfg)], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith(f"{cfg}: [limits] {why}"), err
+    cfg.write_text("[limits]\nchunk_size = 4096\nchunk_delay = 0.5\n")
+    assert run_cli(["-q", "scan", str(tree), "--no-db", "--config", str(cfg)], capsys)[0] == 0
