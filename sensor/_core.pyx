@@ -159,3 +159,115 @@ def pcap_records(bytes buf, Py_ssize_t off, bint big_endian, double units, long 
         out.append(_new(_Packet, (sec + frac / units, linktype, buf[off + 16:end], index, orig, path)))
         off = end
     return off, index, nbytes, -1
+
+
+cdef inline unsigned int _le16(const unsigned char* p, Py_ssize_t i) noexcept nogil:
+    return p[i] | (p[i + 1] << 8)
+
+
+cdef object _pcapfile = None
+
+
+def pcapng_blocks(bytes buf, Py_ssize_t off, long long base, st, str path, list out):
+    """The complete pcapng blocks of `buf` from `off` (`base`: the file offset of buf[0]): packets appended to
+    `out`, sections and interfaces kept in `st` (the reference is sensor/capture/pcapfile.py `pcapng_blocks`).
+    Returns (offset after the last whole block, captured bytes, the corrupt framing that stopped it or None)."""
+    global _Packet, _pcapfile
+    if _Packet is None:
+        from sensor.model import Packet
+        _Packet = Packet
+    if _pcapfile is None:
+        from sensor.capture import pcapfile
+        _pcapfile = pcapfile
+    InputError = _pcapfile.InputError
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef bint big = st.order == ">"
+    cdef list interfaces = st.interfaces
+    cdef long long index = st.index
+    cdef long long nbytes = 0
+    cdef unsigned long btype, blen, iface, hi, lo, caplen, wirelen, snaplen
+    cdef Py_ssize_t end
+    last_ts = st.last_ts
+    error = None
+    while off + 8 <= n:
+        btype = _u32(p, off) if big else _le32(p, off)
+        blen = _u32(p, off + 4) if big else _le32(p, off + 4)
+        if btype == 0x0A0D0D0A:
+            if off + 12 > n:
+                break
+            magic = buf[off + 8:off + 12]
+            if magic == b"\x1a\x2b\x3c\x4d":
+                new_big = True
+            elif magic == b"\x4d\x3c\x2b\x1a":
+                new_big = False
+            else:
+                error = InputError(path, f"block at byte {base + off}: bad section byte-order magic", "format")
+                break
+            if new_big != big:
+                big = new_big
+                st.order = ">" if big else "<"
+                btype = _u32(p, off) if big else _le32(p, off)
+                blen = _u32(p, off + 4) if big else _le32(p, off + 4)
+        # a packet block too short for its own fixed fields (EPB and PB 32 bytes, SPB 16) is framing gone wrong;
+        # with it, every read below stays inside [off, end)
+        if blen < 12 or blen & 3 or ((btype == 6 or btype == 2) and blen < 32) or (btype == 3 and blen < 16):
+            where = f"record {index + 1}" if btype in (6, 3, 2) else "block"
+            error = InputError(path, f"{where} at byte {base + off}: bad block length {blen}", "format")
+            break
+        end = off + <Py_ssize_t> blen
+        if end > n:
+            if blen > _pcapfile.MAX_RECORD:
+                error = InputError(path, f"block at byte {base + off}: block length {blen} is not credible", "format")
+            break
+        if (_u32(p, end - 4) if big else _le32(p, end - 4)) != blen:
+            what = f"block at byte {base + off}: block length {blen} does not match its trailer"
+            error = InputError(path, what, "format")
+            break
+        if btype == 6 or btype == 2:
+            if btype == 6:
+                iface = _u32(p, off + 8) if big else _le32(p, off + 8)
+            else:  # the obsolete Packet Block: a 16-bit interface id, then drops
+                iface = _u16(p, off + 8) if big else _le16(p, off + 8)
+            hi = _u32(p, off + 12) if big else _le32(p, off + 12)
+            lo = _u32(p, off + 16) if big else _le32(p, off + 16)
+            caplen = _u32(p, off + 20) if big else _le32(p, off + 20)
+            wirelen = _u32(p, off + 24) if big else _le32(p, off + 24)
+            if caplen > blen - 32 or iface >= <unsigned long> len(interfaces):  # blen >= 32 here
+                error = _pcapfile._bad_packet(path, index + 1, base + off, iface, caplen, interfaces)
+                break
+            linktype, _, units, tsoffset = interfaces[iface]
+            # Python's int arithmetic, as the reference does it: a correctly rounded quotient of 64-bit counts
+            last_ts = ((<object> hi << 32) | lo) / units + tsoffset
+            index += 1
+            nbytes += caplen
+            out.append(_new(_Packet, (last_ts, linktype, buf[off + 28:off + 28 + <Py_ssize_t> caplen], index,
+                                      wirelen, path)))
+        elif btype == 3:
+            if not interfaces:
+                error = _pcapfile._bad_packet(path, index + 1, base + off, 0, 0, interfaces)
+                break
+            linktype, snaplen, _, _ = interfaces[0]
+            wirelen = _u32(p, off + 8) if big else _le32(p, off + 8)
+            caplen = wirelen
+            if blen - 16 < caplen:
+                caplen = blen - 16
+            if snaplen and snaplen < caplen:
+                caplen = snaplen
+            index += 1
+            nbytes += caplen
+            out.append(_new(_Packet, (last_ts, linktype, buf[off + 12:off + 12 + <Py_ssize_t> caplen], index,
+                                      wirelen, path)))
+        elif btype == 1:
+            if blen < 20:
+                error = InputError(path, f"block at byte {base + off}: interface block too short ({blen} bytes)",
+                                   "format")
+                break
+            interfaces.append(_pcapfile._interface(buf, off, end, st.order))
+        elif btype == 0x0A0D0D0A:
+            st.sections += 1
+            interfaces = st.interfaces = []
+        off = end
+    st.index = index
+    st.last_ts = last_ts
+    return off, nbytes, error

@@ -301,6 +301,8 @@ def test_pcapng_simple_packet_block_without_interface(tmp_path: Path) -> None:
     ("bad", "message"),
     [
         (struct.pack("<II", 6, 13) + b"\0" * 20, "record 2 at byte {}: bad block length 13"),
+        (struct.pack("<III", 6, 12, 12), "record 2 at byte {}: bad block length 12"),  # no room for its fields
+        (struct.pack("<III", 3, 12, 12), "record 2 at byte {}: bad block length 12"),  # an SPB without its length
         (struct.pack("<II", 4, 8), "block at byte {}: bad block length 8"),
         (
             struct.pack("<II", 4, 16) + b"\0" * 4 + struct.pack("<I", 20),

@@ -39,6 +39,7 @@ _new = tuple.__new__  # Packet(...) without the NamedTuple's Python-level __new_
 # pcapng block types and options
 _SHB, _IDB, _PB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
 _OPT_END, _OPT_TSRESOL, _OPT_TSOFFSET = 0, 9, 14
+_MIN_PACKET_BLOCK = {_EPB: 32, _PB: 32, _SPB: 16}
 
 
 def _kind(head: bytes) -> str | None:
@@ -259,87 +260,120 @@ def _interface(buf: bytes, off: int, end: int, order: str) -> tuple[int, int, in
     return linktype, snaplen, units, tsoffset
 
 
+class NgState:
+    """Where a pcapng reader stands between buffers: the section's byte order, its interfaces (linktype,
+    snaplen, timestamp units, offset), sections seen, the last timestamp (for SPBs) and the record number."""
+
+    __slots__ = ("order", "interfaces", "sections", "last_ts", "index")
+
+    def __init__(self) -> None:
+        self.order = "<"
+        self.interfaces: list[tuple[int, int, int, int]] = []
+        self.sections = 0
+        self.last_ts = 0.0
+        self.index = 0
+
+
+def pcapng_blocks(
+    buf: bytes, off: int, base: int, st: NgState, path: str, out: list[Packet]
+) -> tuple[int, int, InputError | None]:
+    """The complete pcapng blocks of `buf` from `off` (`base`: the file offset of buf[0]): packets appended to
+    `out`, sections and interfaces kept in `st` (the reference of the compiled `_core.pcapng_blocks`).
+    Returns (offset after the last whole block, captured bytes, the corrupt framing that stopped it or None):
+    the packets before a bad block are handed out before its error is raised."""
+    order = st.order
+    header = struct.Struct(order + "II").unpack_from
+    word = struct.Struct(order + "I").unpack_from
+    n = len(buf)
+    nbytes = 0
+    while off + 8 <= n:
+        btype, blen = header(buf, off)
+        if btype == _SHB:
+            if off + 12 > n:
+                break
+            new_order = _BYTE_ORDER_MAGICS.get(buf[off + 8 : off + 12])
+            if new_order is None:
+                return (
+                    off,
+                    nbytes,
+                    InputError(path, f"block at byte {base + off}: bad section byte-order magic", "format"),
+                )
+            if new_order != order:
+                order = st.order = new_order
+                header = struct.Struct(order + "II").unpack_from
+                word = struct.Struct(order + "I").unpack_from
+                btype, blen = header(buf, off)
+        # a packet block too short for its own fixed fields (EPB and PB 32 bytes, SPB 16) is framing gone wrong
+        if blen < 12 or blen & 3 or blen < _MIN_PACKET_BLOCK.get(btype, 0):
+            where = f"record {st.index + 1}" if btype in (_EPB, _SPB, _PB) else "block"
+            return off, nbytes, InputError(path, f"{where} at byte {base + off}: bad block length {blen}", "format")
+        end = off + blen
+        if end > n:
+            if blen > MAX_RECORD:
+                return (
+                    off,
+                    nbytes,
+                    InputError(path, f"block at byte {base + off}: block length {blen} is not credible", "format"),
+                )
+            break
+        if word(buf, end - 4)[0] != blen:
+            what = f"block at byte {base + off}: block length {blen} does not match its trailer"
+            return off, nbytes, InputError(path, what, "format")
+        if btype in (_EPB, _PB):
+            if btype == _EPB:
+                iface, hi, lo, caplen, wirelen = struct.unpack_from(order + "IIIII", buf, off + 8)
+            else:  # the obsolete Packet Block: a 16-bit interface id, then drops
+                iface, hi, lo, caplen, wirelen = struct.unpack_from(order + "HxxIIII", buf, off + 8)
+            if caplen > blen - 32 or iface >= len(st.interfaces):
+                return off, nbytes, _bad_packet(path, st.index + 1, base + off, iface, caplen, st.interfaces)
+            linktype, _, units, tsoffset = st.interfaces[iface]
+            st.last_ts = ((hi << 32) | lo) / units + tsoffset
+            st.index += 1
+            nbytes += caplen
+            out.append(_new(Packet, (st.last_ts, linktype, buf[off + 28 : off + 28 + caplen], st.index, wirelen, path)))
+        elif btype == _SPB:
+            if not st.interfaces:
+                return off, nbytes, _bad_packet(path, st.index + 1, base + off, 0, 0, st.interfaces)
+            linktype, snaplen, _, _ = st.interfaces[0]
+            wirelen = word(buf, off + 8)[0]
+            caplen = min(wirelen, blen - 16, snaplen or wirelen)
+            st.index += 1
+            nbytes += caplen
+            out.append(_new(Packet, (st.last_ts, linktype, buf[off + 12 : off + 12 + caplen], st.index, wirelen, path)))
+        elif btype == _IDB:
+            if blen < 20:
+                return (
+                    off,
+                    nbytes,
+                    InputError(path, f"block at byte {base + off}: interface block too short ({blen} bytes)", "format"),
+                )
+            st.interfaces.append(_interface(buf, off, end, order))
+        elif btype == _SHB:
+            st.sections += 1
+            st.interfaces = []
+        off = end  # any other block (statistics, name resolution, custom...) is skipped
+    return off, nbytes, None
+
+
 def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
-    """Packets of a pcapng file: sections (each with its byte order), interfaces, EPB, SPB and PB."""
-    order = "<"
-    header = struct.Struct("<II").unpack_from
-    word = struct.Struct("<I").unpack_from
-    epb = struct.Struct("<IIIII").unpack_from  # interface, ts high, ts low, captured, wire length
-    pb = struct.Struct("<HxxIIII").unpack_from  # obsolete Packet Block: interface (16 bits), drops, ...
-    interfaces: list[tuple[int, int, int, int]] = []
-    sections = 0
-    last_ts = 0.0  # Simple Packet Blocks carry no timestamp
+    """Packets of a pcapng file: sections (each with its byte order), interfaces, EPB, SPB and PB. The block
+    loop is the compiled core's when it loaded (sensor/native.py), this module's `pcapng_blocks` otherwise."""
+    blocks = native.pick("pcapng_blocks", pcapng_blocks)
+    st = NgState()
     off = base = 0
-    index = counted = nbytes = 0
+    yielded = handed = 0
+    batch: list[Packet] = []
     try:
         while True:
-            n = len(buf)
-            while off + 8 <= n:
-                btype, blen = header(buf, off)
-                if btype == _SHB:
-                    if off + 12 > n:
-                        break
-                    new_order = _BYTE_ORDER_MAGICS.get(buf[off + 8 : off + 12])
-                    if new_order is None:
-                        raise InputError(path, f"block at byte {base + off}: bad section byte-order magic", "format")
-                    if new_order != order:
-                        order = new_order
-                        header = struct.Struct(order + "II").unpack_from
-                        word = struct.Struct(order + "I").unpack_from
-                        epb = struct.Struct(order + "IIIII").unpack_from
-                        pb = struct.Struct(order + "HxxIIII").unpack_from
-                        btype, blen = header(buf, off)
-                if blen < 12 or blen & 3:
-                    where = f"record {index + 1}" if btype in (_EPB, _SPB, _PB) else "block"
-                    raise InputError(path, f"{where} at byte {base + off}: bad block length {blen}", "format")
-                end = off + blen
-                if end > n:
-                    if blen > MAX_RECORD:
-                        what = f"block at byte {base + off}: block length {blen} is not credible"
-                        raise InputError(path, what, "format")
-                    break
-                if word(buf, end - 4)[0] != blen:
-                    what = f"block at byte {base + off}: block length {blen} does not match its trailer"
-                    raise InputError(path, what, "format")
-                if btype == _EPB:
-                    iface, hi, lo, caplen, wirelen = epb(buf, off + 8)
-                    if caplen > blen - 32 or iface >= len(interfaces):
-                        raise _bad_packet(path, index + 1, base + off, iface, caplen, interfaces)
-                    linktype, _, units, tsoffset = interfaces[iface]
-                    last_ts = ((hi << 32) | lo) / units + tsoffset
-                    index += 1
-                    nbytes += caplen
-                    yield _new(Packet, (last_ts, linktype, buf[off + 28 : off + 28 + caplen], index, wirelen, path))
-                elif btype == _SPB:
-                    if not interfaces:
-                        raise _bad_packet(path, index + 1, base + off, 0, 0, interfaces)
-                    linktype, snaplen, _, _ = interfaces[0]
-                    wirelen = word(buf, off + 8)[0]
-                    caplen = min(wirelen, blen - 16, snaplen or wirelen)
-                    index += 1
-                    nbytes += caplen
-                    yield _new(Packet, (last_ts, linktype, buf[off + 12 : off + 12 + caplen], index, wirelen, path))
-                elif btype == _IDB:
-                    if blen < 20:
-                        what = f"block at byte {base + off}: interface block too short ({blen} bytes)"
-                        raise InputError(path, what, "format")
-                    interfaces.append(_interface(buf, off, end, order))
-                elif btype == _SHB:
-                    sections += 1
-                    interfaces = []
-                elif btype == _PB:
-                    iface, hi, lo, caplen, wirelen = pb(buf, off + 8)
-                    if caplen > blen - 32 or iface >= len(interfaces):
-                        raise _bad_packet(path, index + 1, base + off, iface, caplen, interfaces)
-                    linktype, _, units, tsoffset = interfaces[iface]
-                    last_ts = ((hi << 32) | lo) / units + tsoffset
-                    index += 1
-                    nbytes += caplen
-                    yield _new(Packet, (last_ts, linktype, buf[off + 28 : off + 28 + caplen], index, wirelen, path))
-                off = end  # any other block (statistics, name resolution, custom...) is skipped
-            stats.packets += index - counted
+            off, nbytes, bad = blocks(buf, off, base, st, path, batch)
             stats.packet_bytes += nbytes
-            counted, nbytes = index, 0
+            for handed, pkt in enumerate(batch, 1):  # noqa: B007 - `handed` is read when the reader stops early
+                yield pkt
+            yielded += len(batch)
+            batch.clear()
+            handed = 0
+            if bad is not None:
+                raise bad
             more = stream.read()
             if not more:
                 break
@@ -347,15 +381,17 @@ def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator
             buf = buf[off:] + more
             off = 0
     finally:
-        stats.packets += index - counted
-        stats.packet_bytes += nbytes
+        if batch:  # the reader stopped inside a batch: only what was handed out counts
+            yielded += handed
+            stats.packet_bytes -= sum(len(p.data) for p in batch[handed:])
+        stats.packets += yielded
     left = len(buf) - off
     if left or stream.cut:
-        want = header(buf, off)[1] if left >= 8 else 8
-        if sections == 0:
+        want = struct.unpack_from(st.order + "II", buf, off)[1] if left >= 8 else 8
+        if st.sections == 0:
             what = f"capture cut off in its section header block (got {left} of {want} bytes)"
             raise InputError(path, what, "truncated")
-        _cut(path, stats, index + 1, left, want)
+        _cut(path, stats, st.index + 1, left, want)
 
 
 def _bad_packet(
