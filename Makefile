@@ -109,7 +109,7 @@ sanitize: sysdeps-test $(VENV)/.ok
 	CC=clang LDSHARED="clang -shared" STAGEWATCH_SANITIZE=1 $(PY) -m pip install -q --no-deps --force-reinstall -e .
 	status=0; $(SAN_ENV) $(PY) -m pytest -p no:cacheprovider tests/test_core_diff.py tests/test_decode.py \
 	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py \
-	  tests/test_flow_diff.py tests/test_chunker.py || status=$$?; \
+	  tests/test_flow_diff.py tests/test_chunker.py tests/test_capture.py || status=$$?; \
 	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so; \
 	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
 
