@@ -79,7 +79,9 @@ cdef class Chunker:
         self.first = 0.0
         self.src = ""
 
-    cpdef data(self, long long offset, bytes payload, double ts, long long index):
+    cpdef data(self, long long offset, bytes payload, object ts, object index):
+        # ts and index stay the segment's own objects: a packet's stamp costs one tuple, not three objects
+        cdef double t = ts
         cdef Chunker other = self.other
         if other is not None and len(other.buf):
             other.flush()  # the other side spoke first: its bytes go up first
@@ -89,13 +91,13 @@ cdef class Chunker:
         cdef bytearray buf = self.buf
         if not len(buf):
             self.start = offset
-            self.first = ts
+            self.first = t
             self.src = source
         buf += payload
         self.offs.append(offset)
         self.marks.append((ts, index, source))
         self.budget.used += len(payload)
-        if len(buf) >= self.size or ts - self.first >= self.delay:
+        if len(buf) >= self.size or t - self.first >= self.delay:
             self.flush()
 
     cpdef flush(self):
@@ -197,7 +199,7 @@ cdef class HalfStream:
         cdef long long expected = (self._isn + self.next_off) & M32
         return self.next_off + (((seq - expected + HALF) & M32) - HALF)
 
-    cpdef segment(self, long long seq, bytes payload, double ts, long long index):
+    cpdef segment(self, long long seq, bytes payload, object ts, object index):
         """Take one segment's payload; delivers whatever becomes contiguous."""
         if self.ended:
             return
@@ -247,7 +249,7 @@ cdef class HalfStream:
         self.ended = True
         self.sink.end(reason)
 
-    cdef bint _wait(self, long long off, bytes payload, double ts, long long index) except -1:
+    cdef bint _wait(self, long long off, bytes payload, object ts, object index) except -1:
         cdef list keys = self.keys
         cdef dict pending = self.pending
         cdef long long end = off + len(payload)
@@ -283,12 +285,12 @@ cdef class HalfStream:
             self.net["overlaps"] += 1
         return differs
 
-    cdef _put(self, long long off, bytes piece, double ts, long long index):
+    cdef _put(self, long long off, bytes piece, object ts, object index):
         bisect.insort(self.keys, off)
         self.pending[off] = (piece, ts, index)
         self.pending_bytes += len(piece)
 
-    cdef _deliver(self, bytes payload, double ts, long long index):
+    cdef _deliver(self, bytes payload, object ts, object index):
         cdef long long n = len(payload)
         if not n:
             return
@@ -477,18 +479,20 @@ cdef class FlowTable:
     cpdef process(self, object segment):
         """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
         cdef tuple seg = <tuple> segment  # a Segment (a NamedTuple): read as the tuple it is, unchecked
-        cdef double ts = seg[0]
+        ts_o = seg[0]
+        cdef double ts = ts_o
         index = seg[1]
         src = seg[2]
         dst = seg[3]
-        cdef int sport = seg[4], dport = seg[5], proto = seg[6]
+        sport_o, dport_o, proto_o = seg[4], seg[5], seg[6]
+        cdef int sport = sport_o, dport = dport_o, proto = proto_o
         cdef long long seq = seg[7]
         cdef int flags = seg[8]
         cdef bytes payload = seg[9]
         cdef Flow flow
         cdef int d
         cdef HalfStream half
-        key = (src, sport, dst, dport, proto)
+        key = (src, sport_o, dst, dport_o, proto_o)  # the segment's own int objects: nothing boxed again
         entry = self.flows.get(key)
         if entry is None:
             if key in self.closed and not flags & SYN:
@@ -519,11 +523,11 @@ cdef class FlowTable:
                     half = <HalfStream> flow.halves[d]
                     if not d and half.next_off == 0 and flow.sni is None and payload[0] == 0x16:
                         flow.sni = client_hello_sni(payload)
-                    half.segment(seq, payload, ts, index)
+                    half.segment(seq, payload, ts_o, index)
                 else:
-                    self._tcp(flow, d, seq, flags, payload, ts, index)
+                    self._tcp(flow, d, seq, flags, payload, ts_o, index)
             elif flags & 7:
-                self._tcp(flow, d, seq, flags, payload, ts, index)
+                self._tcp(flow, d, seq, flags, payload, ts_o, index)
         else:
             flow.by[d] += n
             flow.datagrams += 1
@@ -579,7 +583,7 @@ cdef class FlowTable:
         cdef int d = 0 if seg[2] == flow.cip and seg[4] == flow.cport else 1
         return flow, d
 
-    cdef _tcp(self, Flow flow, int d, long long seq, int flags, bytes payload, double ts, index):
+    cdef _tcp(self, Flow flow, int d, long long seq, int flags, bytes payload, object ts, object index):
         cdef HalfStream half = <HalfStream> flow.halves[d]
         if flags & SYN:
             half.syn(seq)
