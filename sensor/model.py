@@ -177,6 +177,7 @@ class StreamDecode:
     format: Format
     start: int  # where the compressed stream begins in the object (after the format's header)
     output: bytes  # everything it decoded
+    check: int  # the format's checksum of `output`: CRC-32 (gzip) or Adler-32 (zlib)
     consumed: int  # compressed bytes used, to the end of stream when `eof`
     eof: bool
     error: str | None

@@ -17,7 +17,7 @@ import zstandard
 
 from sensor.config import Limits
 from sensor.content.decompress import Codec, bz2_codec, inflate_codec, lzma_alone_codec, run, xz_codec
-from sensor.content.gzip_header import parse_header
+from sensor.content.headers import parse_header, zlib_header
 from sensor.model import Buffer, Format, Limit, LimitHit, StreamDecode
 
 # Content-Encoding / Transfer-Encoding token -> the member format it declares
@@ -106,12 +106,13 @@ def _member(coding: str, fmt: Format, data: Buffer, lim: Limits, where: str) -> 
             return None
         start, trailer = hdr[0], 8
     else:
-        h = bytes(data[:3])
-        if len(h) < 3 or h[0] & 0x0F != 8 or h[0] >> 4 > 7 or (h[0] << 8 | h[1]) % 31 or h[1] & 0x20:
+        if not zlib_header(data, 0):
             return None
         start, trailer = 2, 4
     out = bytearray()
     d = run(inflate_codec(-15), data, start, lim, where, observers=(out.extend,))
+    output = bytes(out)
+    check = zlib.crc32(output) if fmt is Format.GZIP else zlib.adler32(output)
     error = d.error
     complete = False
     if d.eof:
@@ -119,17 +120,16 @@ def _member(coding: str, fmt: Format, data: Buffer, lim: Limits, where: str) -> 
         if len(tail) == trailer:
             if fmt is Format.GZIP:
                 crc, size = int.from_bytes(tail[:4], "little"), int.from_bytes(tail[4:], "little")
-                if crc != zlib.crc32(out):
+                if crc != check:
                     error = "incorrect data check"
-                elif size != len(out) & 0xFFFFFFFF:
+                elif size != len(output) & 0xFFFFFFFF:
                     error = "incorrect length check"
-            elif int.from_bytes(tail, "big") != zlib.adler32(out):
+            elif int.from_bytes(tail, "big") != check:
                 error = "incorrect data check"
             complete = error is None
-    output = bytes(out)
     member = None
     if d.limit is None:  # a capped decode is not the verifier's (its cap is max_output): it decodes itself
-        member = StreamDecode(fmt, start, output, d.consumed, d.eof, d.error, d.head, d.data_ended)
+        member = StreamDecode(fmt, start, output, check, d.consumed, d.eof, d.error, d.head, d.data_ended)
     return Undone(coding, output, complete, d.limit, error, member)
 
 

@@ -53,21 +53,32 @@ class Context:
 
 
 def inflate_stream(
-    data: Buffer, fmt: Format, offset: int, start: int, ctx: Context, observers: tuple[Callable[[bytes], None], ...]
-) -> Decoded:
-    """Raw-inflate the `fmt` member at `offset` whose deflate stream begins at `start`, feeding `observers`.
+    data: Buffer,
+    fmt: Format,
+    offset: int,
+    start: int,
+    ctx: Context,
+    checksum: Callable[..., int],
+    names: Callable[[bytes], None],
+) -> tuple[Decoded, int]:
+    """Raw-inflate the `fmt` member at `offset` whose deflate stream begins at `start`: how it went, and
+    `checksum` (zlib.crc32 or zlib.adler32) of its output; `names` sees the output (the tar walker).
 
     When the protocol layer already decoded exactly this stream (the member at the object's start, under
-    this verifier's output cap: an HTTP body's Content-Encoding), that decode is used and nothing is
-    inflated again; the result is the same."""
+    this verifier's output cap: an HTTP body's Content-Encoding), that decode and its checksum are used and
+    nothing is inflated again; the result is the same."""
     pre = ctx.decoded
-    if pre is None or pre.format is not fmt or offset != 0 or pre.start != start:
-        return decompress.run(decompress.inflate_codec(-15), data, start, ctx.limits, ctx.where, observers)
-    if len(pre.output) >= ctx.limits.max_output:  # this verifier's own cap would have stopped its decode earlier
-        return decompress.run(decompress.inflate_codec(-15), data, start, ctx.limits, ctx.where, observers)
-    for observe in observers:
-        observe(pre.output)
-    return Decoded(len(pre.output), pre.consumed, pre.eof, pre.error, None, pre.head, pre.data_ended)
+    # over this verifier's own cap, its decode would have stopped earlier than the protocol layer's
+    if pre is None or pre.format is not fmt or offset or pre.start != start or len(pre.output) >= ctx.limits.max_output:
+        acc = [checksum(b"")]  # zlib.crc32 starts at 0, zlib.adler32 at 1
+
+        def observe(piece: bytes) -> None:
+            acc[0] = checksum(piece, acc[0])
+
+        dec = decompress.run(decompress.inflate_codec(-15), data, start, ctx.limits, ctx.where, (observe, names))
+        return dec, acc[0]
+    names(pre.output)
+    return Decoded(len(pre.output), pre.consumed, pre.eof, pre.error, None, pre.head, pre.data_ended), pre.check
 
 
 class Verifier(Protocol):

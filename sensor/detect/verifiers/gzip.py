@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import ClassVar
 
-from sensor.content.gzip_header import FNAME, parse_header
+from sensor.content.headers import FNAME, parse_header
 from sensor.detect.tarwalk import TarWalker
 from sensor.detect.verifiers.base import Context, Verified, inflate_stream, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
@@ -42,20 +42,15 @@ class GzipVerifier:
         if hdr is None:
             return None
         hlen, name, mtime, xfl, os_ = hdr
-        crc = [0]
-
-        def observe(piece: bytes) -> None:
-            crc[0] = zlib.crc32(piece, crc[0])
-
         walker = TarWalker(ctx.limits.max_names)
-        dec = inflate_stream(data, Format.GZIP, off, off + hlen, ctx, (observe, walker.feed))
+        dec, crc = inflate_stream(data, Format.GZIP, off, off + hlen, ctx, zlib.crc32, walker.feed)
         end = off + hlen + dec.consumed
         check: bool | None = None
         if dec.eof:
             trailer = bytes(data[end : end + 8])
             if len(trailer) == 8:
                 want_crc, want_size = int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
-                check = want_crc == crc[0] and want_size == dec.output & 0xFFFFFFFF
+                check = want_crc == crc and want_size == dec.output & 0xFFFFFFFF
                 end += 8
         verdict = judge_stream(dec, check)
         if verdict is None:

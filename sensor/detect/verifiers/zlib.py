@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import ClassVar
 
+from sensor.content.headers import zlib_header
 from sensor.detect.tarwalk import TarWalker
 from sensor.detect.verifiers.base import Context, Verified, inflate_stream, judge_stream, stream_member, verifiers
 from sensor.model import Buffer, Candidate, Format
@@ -21,28 +22,19 @@ class ZlibVerifier:
     def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
         off = cand.offset
         h = bytes(data[off : off + 3])
-        if len(h) < 3:
+        if len(h) < 3 or not zlib_header(h, 0):
             return None
         cmf, flg = h[0], h[1]
-        if cmf & 0x0F != 8 or cmf >> 4 > 7 or (cmf << 8 | flg) % 31:
-            return None
-        if flg & 0x20:
-            return None  # FDICT: undecodable without the dictionary, so never verified
         if h[2] & 6 == 6:
             return None  # first deflate block of type 11 (invalid)
-        adler = [1]
-
-        def observe(piece: bytes) -> None:
-            adler[0] = zlib.adler32(piece, adler[0])
-
         walker = TarWalker(ctx.limits.max_names)
-        dec = inflate_stream(data, Format.ZLIB, off, off + 2, ctx, (observe, walker.feed))
+        dec, adler = inflate_stream(data, Format.ZLIB, off, off + 2, ctx, zlib.adler32, walker.feed)
         end = off + 2 + dec.consumed
         check: bool | None = None
         if dec.eof:
             trailer = bytes(data[end : end + 4])
             if len(trailer) == 4:
-                check = int.from_bytes(trailer, "big") == adler[0]
+                check = int.from_bytes(trailer, "big") == adler
                 end += 4
         verdict = judge_stream(dec, check)
         if verdict is None:

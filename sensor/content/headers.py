@@ -1,4 +1,5 @@
-"""The gzip member header (RFC 1952): read the same way by the HTTP content-coding decoder and the verifier."""
+"""The gzip (RFC 1952) and zlib (RFC 1950) member headers: read the same way by the HTTP content-coding
+decoder and the verifiers."""
 
 from __future__ import annotations
 
@@ -41,3 +42,10 @@ def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int
     if pos > len(data):
         return None
     return pos - off, name, int.from_bytes(h[4:8], "little"), h[8], h[9]
+
+
+def zlib_header(data: Buffer, off: int) -> bool:
+    """CMF and FLG of a zlib stream that can be decoded: deflate, a window of 32 KiB or less, FCHECK right,
+    no preset dictionary (FDICT streams cannot be decoded without it, so are never verified)."""
+    h = bytes(data[off : off + 2])
+    return len(h) == 2 and h[0] & 0x0F == 8 and h[0] >> 4 <= 7 and (h[0] << 8 | h[1]) % 31 == 0 and not h[1] & 0x20
