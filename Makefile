@@ -45,7 +45,7 @@ $(VENV)/.ok: $(VENV)/.ok-run
 	touch $@
 
 # the compiled core again whenever its Cython sources change (pip install -e builds it in place)
-CORE_SRC := $(wildcard sensor/*.pyx sensor/*.pxd)
+CORE_SRC := $(wildcard sensor/*.pyx sensor/*.pxd sensor/*.pxi)
 $(VENV)/.ok-core: $(VENV)/.ok-run $(CORE_SRC)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@

@@ -1,15 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""The compiled core, first stage: the decoder's fast path in C (sensor/flow/decode.py `_decode_fast` is its
-reference, line for line) and the classic-pcap record loop (sensor/capture/pcapfile.py `pcap_records`).
+"""The compiled core, first stage: the decoder's fast path in C (sensor/_frame.pxi; its reference is
+sensor/flow/decode.py `decode_fast`, line for line) and the classic-pcap and pcapng record loops
+(sensor/capture/pcapfile.py `pcap_records`, `pcapng_blocks`).
 
 Frames the fast path fully understands (Ethernet with 0-2 VLAN tags, unfragmented IPv4, IPv6 without
 extension headers, TCP and UDP) become a Segment here without a Python object per header; for any other
 frame `decode_fast` returns None and the caller takes the reference's dpkt path, which decides and counts.
-Reads are bounds-checked by hand against the frame's length before each header is touched: the bytes
-come from the wire.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
 
 from sensor.model import Segment
 
@@ -24,12 +24,7 @@ def _test_overread(bint on):
     _overread = on
 
 
-cdef inline unsigned int _u16(const unsigned char* p, Py_ssize_t i) noexcept nogil:
-    return (p[i] << 8) | p[i + 1]
-
-
-cdef inline unsigned long _u32(const unsigned char* p, Py_ssize_t i) noexcept nogil:
-    return (<unsigned long> p[i] << 24) | (<unsigned long> p[i + 1] << 16) | (<unsigned long> p[i + 2] << 8) | p[i + 3]
+include "_frame.pxi"
 
 
 cpdef object decode_fast(double ts, long linktype, bytes data, long long index):
@@ -37,90 +32,14 @@ cpdef object decode_fast(double ts, long linktype, bytes data, long long index):
     hands such frames to the dpkt path)."""
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef unsigned int et, vihl, total, frag, proto, doff, flags, hl, plen
-    cdef Py_ssize_t off, t, end, q
+    cdef Frame f
     cdef volatile unsigned char sink
     if _overread:
         sink = p[n + 1]  # past the terminating NUL of the bytes object: a heap over-read under ASan
-    if linktype != 1 or n < 34:
+    if not frame_decode(p, n, linktype, &f):
         return None
-    if n >= 54:
-        # the usual frame, untagged Ethernet + IPv4 with a 20-byte header + TCP/UDP
-        et = _u16(p, 12)
-        vihl = p[14]
-        total = _u16(p, 16)
-        frag = _u16(p, 20)
-        if et == 0x0800 and vihl == 0x45 and total >= 20 and not (frag & 0x3FFF):
-            end = 14 + total  # the IP length, not the frame: Ethernet padding is not payload
-            if end > n:
-                end = n
-            proto = p[23]
-            if proto == 6:
-                doff = p[46]
-                q = 34 + ((doff >> 4) << 2)
-                if doff >= 0x50 and q <= end:
-                    return _new(_Segment, (ts, index, data[26:30], data[30:34], _u16(p, 34), _u16(p, 36), 6,
-                                           _u32(p, 38), p[47], data[q:end]))
-            elif proto == 17 and end >= 42:
-                return _new(_Segment, (ts, index, data[26:30], data[30:34], _u16(p, 34), _u16(p, 36), 17, 0, 0,
-                                       data[42:end]))
-    # the general fast path: VLAN tags, IPv4 options, IPv6, short frames
-    et = _u16(p, 12)
-    off = 14
-    if et == 0x8100 or et == 0x88A8 or et == 0x9100:
-        et = _u16(p, 16)
-        off = 18
-        if et == 0x8100:
-            et = _u16(p, 20)
-            off = 22
-    if et == 0x0800:
-        if n < off + 20:
-            return None
-        vihl = p[off]
-        total = _u16(p, off + 2)
-        frag = _u16(p, off + 6)
-        proto = p[off + 9]
-        hl = (vihl & 15) << 2
-        if vihl >> 4 != 4 or hl < 20 or frag & 0x3FFF:
-            return None
-        src = data[off + 12:off + 16]
-        dst = data[off + 16:off + 20]
-        t = off + hl
-        if total:
-            if total < hl:
-                return None
-            end = off + total
-            if end > n:
-                end = n
-        else:  # 0: segmentation offload on the capturing host; the frame is the datagram
-            end = n
-    elif et == 0x86DD:
-        if n < off + 40 or p[off] >> 4 != 6:
-            return None
-        plen = _u16(p, off + 4)
-        proto = p[off + 6]
-        src = data[off + 8:off + 24]
-        dst = data[off + 24:off + 40]
-        t = off + 40
-        end = t + plen if plen else n
-        if end > n:
-            end = n
-    else:
-        return None
-    if proto == 6:
-        if t + 20 > end:
-            return None
-        doff = p[t + 12]
-        flags = p[t + 13]
-        q = t + ((doff >> 4) << 2)
-        if doff < 0x50 or q > end:
-            return None
-        return _new(_Segment, (ts, index, src, dst, _u16(p, t), _u16(p, t + 2), 6, _u32(p, t + 4), flags, data[q:end]))
-    if proto == 17:
-        if t + 8 > end:
-            return None
-        return _new(_Segment, (ts, index, src, dst, _u16(p, t), _u16(p, t + 2), 17, 0, 0, data[t + 8:end]))
-    return None
+    return _new(_Segment, (ts, index, data[f.src:f.src + f.alen], data[f.src + f.alen:f.src + 2 * f.alen], f.sport,
+                           f.dport, f.proto, f.seq, f.flags, data[f.pay:f.end]))
 
 
 cdef object _Packet = None
@@ -271,3 +190,67 @@ def pcapng_blocks(bytes buf, Py_ssize_t off, long long base, st, str path, list 
     st.index = index
     st.last_ts = last_ts
     return off, nbytes, error
+
+
+cdef inline unsigned long _ne32(const unsigned char* p, Py_ssize_t i) noexcept nogil:
+    cdef unsigned int v  # the ring is in the host's byte order; memcpy, as a test's buffer may be unaligned
+    memcpy(&v, p + i, 4)
+    return v
+
+
+cdef inline unsigned int _ne16(const unsigned char* p, Py_ssize_t i) noexcept nogil:
+    cdef unsigned short v
+    memcpy(&v, p + i, 2)
+    return v
+
+
+def ring_block(ring, Py_ssize_t base, str source, long long n, list out):
+    """The frames of the TPACKET_V3 block at `base` of the mmap'ed ring, appended to `out` as Packets numbered
+    after `n`, VLAN tags put back; returns the last number (the reference is sensor/capture/live.py
+    `ring_block`)."""
+    global _Packet
+    if _Packet is None:
+        from sensor.model import Packet
+        _Packet = Packet
+    cdef const unsigned char[::1] view = ring
+    cdef const unsigned char* r = &view[0]
+    cdef Py_ssize_t size = view.shape[0]
+    cdef unsigned long count, i, nxt, sec, nsec, snaplen, wirelen, status, tci, tpid, tag
+    cdef unsigned int mac
+    cdef Py_ssize_t p
+    cdef char* w
+    if base + 20 > size:
+        return n
+    count = _ne32(r, base + 12)
+    p = base + <Py_ssize_t> _ne32(r, base + 16)
+    for i in range(count):
+        if p + 58 >= size:  # SLL_PKTTYPE: the sockaddr_ll after the aligned 48-byte tpacket3_hdr, +10
+            break
+        nxt, sec, nsec = _ne32(r, p), _ne32(r, p + 4), _ne32(r, p + 8)
+        snaplen, wirelen, status = _ne32(r, p + 12), _ne32(r, p + 16), _ne32(r, p + 20)
+        mac = _ne16(r, p + 24)
+        tci = _ne32(r, p + 32)
+        tpid = _ne16(r, p + 36)
+        if p + mac + <Py_ssize_t> snaplen > size:
+            break
+        if r[p + 58] != 4:  # PACKET_OUTGOING: a SPAN port sends nothing, so these are our own
+            if status & 0x10:  # TP_STATUS_VLAN_VALID
+                tag = tpid if status & 0x40 and tpid else 0x8100  # TP_STATUS_VLAN_TPID_VALID
+                data = PyBytes_FromStringAndSize(NULL, snaplen + 4)
+                w = PyBytes_AS_STRING(data)
+                if snaplen >= 12:
+                    memcpy(w, r + p + mac, 12)
+                    memcpy(w + 16, r + p + mac + 12, snaplen - 12)
+                    w[12], w[13] = <char> (tag >> 8), <char> (tag & 0xFF)
+                    w[14], w[15] = <char> ((tci >> 8) & 0xFF), <char> (tci & 0xFF)
+                else:  # shorter than two MAC addresses: as the reference slices it, the tag at the end
+                    memcpy(w, r + p + mac, snaplen)
+                    w[snaplen], w[snaplen + 1] = <char> (tag >> 8), <char> (tag & 0xFF)
+                    w[snaplen + 2], w[snaplen + 3] = <char> ((tci >> 8) & 0xFF), <char> (tci & 0xFF)
+                wirelen += 4
+            else:
+                data = PyBytes_FromStringAndSize(<const char*> (r + p + mac), snaplen)
+            n += 1
+            out.append(_new(_Packet, (sec + nsec * 1e-9, 1, data, n, wirelen, source)))
+        p += <Py_ssize_t> nxt
+    return n

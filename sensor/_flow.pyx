@@ -12,16 +12,24 @@ attribute lookups; the layers above are called once per chunk, not once per pack
 
 import bisect
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
 from sensor.config import FLOW_COST as _FLOW_COST
 from sensor.flow.community_id import community_id
 from sensor.flow.direction import ip_text
 from sensor.flow.reassembly import EndReason
+from sensor.flow.table import MAX_PAIRS as _MAX_PAIRS
+from sensor.flow.table import shard_of
 from sensor.flow.tls import client_hello_sni
-from sensor.model import FlowRecord, StreamChunk
+from sensor.model import FlowRecord, Segment, StreamChunk
+
+include "_frame.pxi"
 
 cdef object _new = tuple.__new__
 cdef object _StreamChunk = StreamChunk
 cdef object _FlowRecord = FlowRecord
+cdef object _Segment = Segment
+cdef Py_ssize_t MAX_PAIRS = _MAX_PAIRS
 cdef long long FLOW_COST = _FLOW_COST
 cdef long long M32 = 0xFFFFFFFF
 cdef long long HALF = 0x80000000
@@ -449,9 +457,14 @@ cdef class FlowTable:
     cdef public bint admit_new
     cdef long long max_flows, memcap, stream_depth, max_pending, chunk_size
     cdef double flow_timeout, chunk_delay
+    cdef public long shard, shards
+    cdef public dict owned
 
-    def __init__(self, limits, home, stats, make_sink, on_datagram, on_end, Budget budget):
+    def __init__(self, limits, home, stats, make_sink, on_datagram, on_end, Budget budget, shard=(0, 1)):
         from collections import OrderedDict
+
+        self.shard, self.shards = shard
+        self.owned = {}
 
         self.limits = limits
         self.home = home
@@ -476,19 +489,52 @@ cdef class FlowTable:
         self.chunk_delay = limits.chunk_delay
         self.flow_timeout = limits.flow_timeout
 
+    def feed(self, list packets, decoder):
+        """A batch of packets in capture order: each decoded (the fast path here in C, the rest by `decoder`'s
+        dpkt path), this process's share kept, and processed; no Packet is unpacked into a Segment on the way."""
+        cdef Frame f
+        cdef tuple pkt
+        cdef bytes data
+        cdef Py_ssize_t n
+        cdef bint sharded = self.shards > 1
+        stats = decoder.stats
+        for obj in packets:
+            pkt = <tuple> obj  # a Packet (a NamedTuple): (ts, linktype, data, index, wirelen, source)
+            data = <bytes> pkt[2]
+            n = PyBytes_GET_SIZE(data)
+            if n < pkt[4]:
+                stats.snapped += 1  # decode what is there: a cut payload is what remains of it
+            if frame_decode(<const unsigned char*> PyBytes_AS_STRING(data), n, pkt[1], &f):
+                src = data[f.src:f.src + f.alen]
+                dst = data[f.src + f.alen:f.src + 2 * f.alen]
+                if sharded and not self._mine(src, dst):
+                    continue
+                self._process(pkt[0], pkt[3], src, dst, f.sport, f.dport, f.proto, f.seq, f.flags,
+                              data[f.pay:f.end], None)
+            else:
+                seg = decoder.decode_dpkt(pkt)
+                if seg is None or (sharded and not self._mine(seg[2], seg[3])):
+                    continue
+                self.process(seg)
+
+    cdef bint _mine(self, bytes src, bytes dst) except -1:
+        pair = (src, dst)
+        mine = self.owned.get(pair)
+        if mine is None:
+            if len(self.owned) > MAX_PAIRS:
+                self.owned.clear()
+            mine = self.owned[pair] = shard_of(src, dst, self.shards) == self.shard
+        return mine
+
     cpdef process(self, object segment):
         """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
         cdef tuple seg = <tuple> segment  # a Segment (a NamedTuple): read as the tuple it is, unchecked
-        ts_o = seg[0]
+        self._process(seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7], seg[8], seg[9], segment)
+
+    cdef _process(self, object ts_o, object index, object src, object dst, object sport_o, object dport_o,
+                  object proto_o, long long seq, int flags, bytes payload, object segment):
         cdef double ts = ts_o
-        index = seg[1]
-        src = seg[2]
-        dst = seg[3]
-        sport_o, dport_o, proto_o = seg[4], seg[5], seg[6]
         cdef int sport = sport_o, dport = dport_o, proto = proto_o
-        cdef long long seq = seg[7]
-        cdef int flags = seg[8]
-        cdef bytes payload = seg[9]
         cdef Flow flow
         cdef int d
         cdef HalfStream half
@@ -509,7 +555,9 @@ cdef class FlowTable:
                 return
             if len(self.lru) >= self.max_flows:
                 self._shed(self.max_flows * 9 // 10, R_FLOW_CAP, "flow_cap_evictions")
-            flow, d = self._new(seg, flags)
+            if segment is None:
+                segment = _new(_Segment, (ts_o, index, src, dst, sport_o, dport_o, proto_o, seq, flags, payload))
+            flow, d = self._new(<tuple> segment, flags)
         else:
             flow = <Flow> (<tuple> entry)[0]
             d = (<tuple> entry)[1]
@@ -531,6 +579,8 @@ cdef class FlowTable:
         else:
             flow.by[d] += n
             flow.datagrams += 1
+            if segment is None:
+                segment = _new(_Segment, (ts_o, index, src, dst, sport_o, dport_o, proto_o, seq, flags, payload))
             self.on_datagram(flow, d, segment)
         if ts >= self.next_sweep:
             self._sweep(ts)

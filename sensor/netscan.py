@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from sensor import native
-from sensor.capture.pcapfile import read_packets
+from sensor.capture.pcapfile import read_batches, read_packets
 from sensor.capture.plan import Segment as PlannedSegment
 from sensor.config import Settings
 from sensor.detect import inner
@@ -29,12 +28,6 @@ from sensor.protocols.session import Session
 from sensor.stats import RunStats
 
 Result = Finding | FlowRecord | ObjectRecord
-
-
-def shard_of(a: bytes, b: bytes, shards: int) -> int:
-    """Symmetric hash of the IP pair: both directions, and FTP control and data, meet in one process."""
-    lo, hi = (a, b) if a <= b else (b, a)
-    return zlib.crc32(lo + hi) % shards
 
 
 class _Ending:
@@ -53,7 +46,6 @@ class NetScanner:
     def __init__(self, settings: Settings, detector: Detector, stats: RunStats, shard: tuple[int, int] = (0, 1)):
         self.det = detector
         self.stats = stats
-        self.shard, self.shards = shard
         self.home = HomeNet(settings.home_net)
         self.budget = native.pick("Budget", Budget)()
         self.out: list[Result] = []
@@ -63,44 +55,26 @@ class NetScanner:
         self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry)
         lim = settings.limits
         table = native.pick("FlowTable", FlowTable)  # the compiled core's (sensor/_flow.pyx) or its reference
-        self.table = table(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget)
+        self.table = table(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget, shard)
         self.decoder = Decoder(stats, max_fragments=lim.max_fragments, fragment_timeout=lim.fragment_timeout)
-        self._owned: dict[tuple[bytes, bytes], bool] = {}  # IP pair -> this process's share (cached hash)
 
     def scan(self, path: str) -> Iterator[Result]:
         """Every finding and ended flow of one capture file (open flows carry on into the next file)."""
-        yield from self.feed(read_packets(path, self.stats), path)
+        yield from self.feed(read_batches(path, self.stats), path)
 
-    def feed(self, packets: Iterable[Packet | None], source: str) -> Iterator[Result]:
-        """Results of a packet source (a file's records, or a live interface's frames).
+    def feed(self, batches: Iterable[list[Packet] | None], source: str) -> Iterator[Result]:
+        """Results of a packet source (a file's records, or a live interface's frames), in batches.
 
         A None from the source means "nothing arrived lately": idle flows are swept by the wall
         clock then, as capture time does not move on a quiet link.
         """
         self.table.source = source
-        decode, process, out = self.decoder.decode, self.table.process, self.out
-        shards, mine = self.shards, self.shard
-        owned = self._owned
-        for pkt in packets:
-            if pkt is None:
+        feed, decoder, out = self.table.feed, self.decoder, self.out
+        for batch in batches:
+            if batch is None:
                 self.table.sweep(time.time())
-                if out:
-                    yield from out
-                    out.clear()
-                continue
-            seg = decode(pkt)
-            if seg is None:
-                continue
-            if shards > 1:
-                pair = (seg.src, seg.dst)
-                mine_ = owned.get(pair)
-                if mine_ is None:
-                    if len(owned) > 1 << 18:
-                        owned.clear()
-                    mine_ = owned[pair] = shard_of(seg.src, seg.dst, shards) == mine
-                if not mine_:
-                    continue
-            process(seg)
+            else:
+                feed(batch, decoder)
             if out:
                 yield from out
                 out.clear()

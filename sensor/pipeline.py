@@ -349,9 +349,9 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, r
         k = cap.drops()
         return WorkerStats(worker, cap.received, k.packets, k.drops, stats.net["flows"], stats.findings)
 
-    def frames() -> Iterator[Packet | None]:
+    def frames() -> Iterator[list[Packet] | None]:
         nonlocal last, generation
-        for frame in cap.packets(stop):
+        for batch in cap.packets(stop):
             if reloads.value != generation:  # SIGHUP: new rules, same flows
                 generation = reloads.value
                 try:
@@ -359,14 +359,14 @@ def _live_worker(job: LiveJob, worker: int, group: int, stop: Any, queue: Any, r
                     queue.put(("reloaded", worker))
                 except RuleError as e:
                     queue.put(("reload_failed", f"worker {worker}: {e}; the previous rules stay"))
-            if frame is not None:
-                stats.packets += 1
-                stats.packet_bytes += len(frame.data)
+            if batch is not None:
+                stats.packets += len(batch)
+                stats.packet_bytes += sum(len(frame.data) for frame in batch)
             now = time.monotonic()
             if now - last >= job.stats_interval:
                 last = now
                 queue.put(("stats", report()))
-            yield frame
+            yield batch
 
     try:
         for result in itertools.chain(net.feed(frames(), cap.source), net.finish()):

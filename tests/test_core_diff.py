@@ -367,3 +367,56 @@ def test_pcapng_edges_read_alike():
         core.compiled.pcapng_blocks(buf, 0, 0, NgState(), "x.pcapng", out)
         assert [len(p.data) for p in out] == [4, 4, 60]
         assert out[0].ts == 11614350878450830363 / 10**6
+
+
+def _ring(frames: list[tuple[int, int, int, int, int, int, int, bytes]], slack: int) -> bytes:
+    """A TPACKET_V3 block as the kernel lays it out: the block header, then per frame the 48-byte
+    tpacket3_hdr, the sockaddr_ll (packet type at +10) and the frame at tp_mac; `slack` cuts the ring short."""
+    body = bytearray()
+    first = 48
+    for i, (sec, nsec, wirelen, status, tci, tpid, pkttype, data) in enumerate(frames):
+        mac = 48 + 20 + 2  # an Ethernet frame placed as the kernel does: its IP header 16-aligned
+        size = (mac + len(data) + 15) & ~15
+        nxt = 0 if i == len(frames) - 1 else size
+        hdr = struct.pack("=IIIIIIHHIIH", nxt, sec, nsec, len(data), wirelen, status, mac, mac + 14, 0, tci, tpid)
+        frame = bytearray(size)
+        frame[: len(hdr)] = hdr
+        frame[48 + 10] = pkttype
+        frame[mac : mac + len(data)] = data
+        body += frame
+    block = struct.pack("=IIIII", 3, 0, 1, len(frames), first) + b"\x00" * (first - 20) + bytes(body)
+    return block[: max(0, len(block) - slack)]
+
+
+@compiled
+@settings(max_examples=600, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.integers(0, 0xFFFFFFFF),
+            st.integers(0, 999_999_999),
+            st.integers(0, 70000),
+            st.sampled_from([0, 1, 0x11, 0x51, 0x41]),  # user; VLAN valid; with its TPID; TPID bit alone
+            st.integers(0, 0xFFFFFFFF),
+            st.sampled_from([0, 0x88A8, 0x8100]),
+            st.sampled_from([0, 3, 4]),  # host, other host, our own outgoing (skipped)
+            st.binary(max_size=40),
+        ),
+        max_size=6,
+    ),
+    slack=st.sampled_from([0, 0, 1, 7, 30, 90]),
+    offset=st.integers(0, 3),
+)
+def test_any_ring_block_reads_alike(frames, slack, offset):
+    """The live ring's block walk (sensor/capture/live.py `ring_block` and its compiled twin): the same Packets,
+    VLAN tags put back the same way (short frames too), our own frames skipped, a ring cut short not read past;
+    at any alignment of the buffer."""
+    from sensor.capture.live import ring_block
+
+    ring = bytearray(b"\xee" * offset) + _ring(frames, slack)
+    ref: list = []
+    got: list = []
+    assert core.compiled.ring_block(ring, offset, "live:x", 5, got) == ring_block(ring, offset, "live:x", 5, ref)
+    assert got == ref
+    if not slack:
+        assert len(got) == sum(1 for f in frames if f[6] != 4)

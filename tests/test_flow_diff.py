@@ -242,3 +242,42 @@ def test_a_long_shuffled_stream_reads_alike():
     assert got == ref
     assert b"".join(e[3] for e in ref if e[0] == "chunk") == data
     assert ref[-1] == ("budget", 0)  # the recorder let go of its bytes at the end
+
+
+def _feed_captures(table_cls: type, budget_cls: type, paths: list, shard: tuple[int, int]) -> tuple[list, dict, dict]:
+    from sensor.capture.pcapfile import read_batches
+    from sensor.flow.decode import Decoder
+
+    r = Run()
+    budget = budget_cls()
+
+    def sink(flow: object, d: int) -> Recorder:
+        return Recorder(r.log, (flow.key, d), 1 << 20, budget)  # type: ignore[attr-defined]
+
+    def datagram(flow: object, d: int, seg: Segment) -> None:
+        r.log.append(("datagram", flow.key, d, tuple(seg)))  # type: ignore[attr-defined]
+
+    limits = Limits(chunk_size=4096)
+    on_end = r.log.append
+    table = table_cls(limits, HomeNet(), r.stats, sink, datagram, on_end, budget, shard)
+    decoder = Decoder(r.stats)
+    for path in paths:
+        table.source = str(path)
+        for batch in read_batches(str(path), r.stats):
+            table.feed(batch, decoder)
+    table.flush()
+    return r.log, dict(r.stats.net), dict(r.stats.undecoded) | {"snapped": r.stats.snapped}
+
+
+@compiled
+@pytest.mark.parametrize("shard", [(0, 1), (0, 2), (1, 2)])
+def test_whole_captures_fed_in_batches_give_the_same_chunks_records_and_counters(tmp_path, shard):
+    """`FlowTable.feed` (the compiled one decodes in C and builds no Segment for TCP) against the reference's
+    decode-then-process, over every sample and real capture, for one process and for each of two shares."""
+    from tests.test_core_diff import _captures
+
+    paths = _captures(tmp_path)
+    ref = _feed_captures(PyFlowTable, PyBudget, paths, shard)
+    got = _feed_captures(core.compiled.FlowTable, core.compiled.Budget, paths, shard)
+    assert len(ref[0]) > 100
+    assert got == ref

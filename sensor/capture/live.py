@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sensor import native
 from sensor.errors import InputError
 from sensor.model import Packet
 
@@ -53,6 +54,31 @@ BLOCK_SIZE, BLOCK_NR, FRAME_SIZE = 1 << 20, 64, 1 << 16  # a 64 MiB ring of 1 Mi
 UINT = struct.Struct("=I")
 HDR3 = struct.Struct("=IIIIIIHHIIH")  # struct tpacket3_hdr up to tp_vlan_tpid
 SLL_PKTTYPE = 48 + 10  # the sockaddr_ll after the aligned 48-byte tpacket3_hdr; sll_pkttype at +10
+
+
+def ring_block(ring: mmap.mmap | bytes | bytearray, base: int, source: str, n: int, out: list[Packet]) -> int:
+    """The frames of the TPACKET_V3 block at `base`, appended to `out` as Packets numbered after `n` (VLAN
+    tags the kernel took out put back); returns the last number. The compiled core has the same loop."""
+    u32, hdr_of = UINT.unpack_from, HDR3.unpack_from
+    if base + 20 > len(ring):
+        return n
+    count, p = u32(ring, base + 12)[0], base + u32(ring, base + 16)[0]
+    for _ in range(count):
+        if p + SLL_PKTTYPE >= len(ring):
+            break  # a header past the ring: never from a sane kernel, and never read
+        nxt, sec, nsec, snaplen, wirelen, status, mac, _, _, tci, tpid = hdr_of(ring, p)
+        if p + mac + snaplen > len(ring):
+            break
+        if ring[p + SLL_PKTTYPE] != PACKET_OUTGOING:  # a SPAN port sends nothing: skip our own
+            data = ring[p + mac : p + mac + snaplen]
+            if status & TP_STATUS_VLAN_VALID:
+                tag_type = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
+                data = data[:12] + struct.pack("!HH", tag_type, tci & 0xFFFF) + data[12:]
+                wirelen += 4
+            n += 1
+            out.append(Packet(sec + nsec * 1e-9, LINKTYPE_ETHERNET, data, n, wirelen, source))
+        p += nxt
+    return n
 
 
 class SockFilter(ctypes.Structure):
@@ -158,8 +184,9 @@ class LiveCapture:
             raise InputError(self.iface, f"--bpf {expression!r} does not compile: {e}") from None
         self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(compiled))
 
-    def packets(self, stop: threading.Event) -> Iterator[Packet | None]:
-        """Frames until `stop` is set; None whenever 0.2 s passed with none (the caller may sweep)."""
+    def packets(self, stop: threading.Event) -> Iterator[list[Packet] | None]:
+        """Frames in batches (a ring block's, or one received frame) until `stop` is set; None whenever 0.2 s
+        passed with none (the caller may sweep)."""
         if self.ring is not None:
             yield from self._ring_packets(stop)
         else:
@@ -177,12 +204,12 @@ class LiveCapture:
         except OSError:  # an old kernel or a restricted one: one frame per recvmsg instead
             self.ring = None
 
-    def _ring_packets(self, stop: threading.Event) -> Iterator[Packet | None]:
+    def _ring_packets(self, stop: threading.Event) -> Iterator[list[Packet] | None]:
         ring = self.ring
         assert ring is not None
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
-        u32, hdr_of = UINT.unpack_from, HDR3.unpack_from
+        u32, walk = UINT.unpack_from, native.pick("ring_block", ring_block)
         block, n = 0, 0
         while not stop.is_set():
             base = block * BLOCK_SIZE
@@ -190,25 +217,17 @@ class LiveCapture:
                 if not poller.poll(200):
                     yield None
                 continue
+            batch: list[Packet] = []
             try:
-                count, p = u32(ring, base + 12)[0], base + u32(ring, base + 16)[0]
-                for _ in range(count):
-                    nxt, sec, nsec, snaplen, wirelen, status, mac, _, _, tci, tpid = hdr_of(ring, p)
-                    if ring[p + SLL_PKTTYPE] != PACKET_OUTGOING:  # a SPAN port sends nothing: skip our own
-                        data = ring[p + mac : p + mac + snaplen]
-                        if status & TP_STATUS_VLAN_VALID:
-                            tag_type = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
-                            data = data[:12] + struct.pack("!HH", tag_type, tci & 0xFFFF) + data[12:]
-                            wirelen += 4
-                        n += 1
-                        self.received = n
-                        yield Packet(sec + nsec * 1e-9, LINKTYPE_ETHERNET, data, n, wirelen, self.source)
-                    p += nxt
+                n = walk(ring, base, self.source, n, batch)
             finally:
                 UINT.pack_into(ring, base + 8, TP_STATUS_KERNEL)  # the block goes back to the kernel
             block = (block + 1) % BLOCK_NR
+            self.received = n
+            if batch:
+                yield batch
 
-    def _recv_packets(self, stop: threading.Event) -> Iterator[Packet | None]:
+    def _recv_packets(self, stop: threading.Event) -> Iterator[list[Packet] | None]:
         recv = self.sock.recvmsg
         cmsg_space = socket.CMSG_SPACE(AUXDATA.size)
         n = 0
@@ -233,7 +252,7 @@ class LiveCapture:
                         wirelen += 4
             n += 1
             self.received = n
-            yield Packet(time.time(), LINKTYPE_ETHERNET, data, n, wirelen, self.source)
+            yield [Packet(time.time(), LINKTYPE_ETHERNET, data, n, wirelen, self.source)]
 
     def drops(self) -> DropCounter:
         """Kernel counters so far (packets the socket was offered, and dropped for lack of buffer)."""

@@ -118,12 +118,13 @@ class _Stream:
         self._raw.close()
 
 
-def read_packets(path: str, stats: RunStats) -> Iterator[Packet]:
-    """Every packet record of a pcap or pcapng file (recognised by magic, gunzipped when compressed).
+def read_batches(path: str, stats: RunStats) -> Iterator[list[Packet]]:
+    """Every packet record of a pcap or pcapng file (recognised by magic, gunzipped when compressed), in
+    batches as they are read (each a new list, counted in `stats` when handed out).
 
     Raises InputError for a file that cannot be opened or is not a capture, and for corrupt framing
-    (naming the record and byte offset). A capture cut off mid-record logs a warning, counts
-    `stats.truncated_records` and ends normally after the records before it.
+    (naming the record and byte offset), after the batch of the records before it. A capture cut off
+    mid-record logs a warning, counts `stats.truncated_records` and ends normally after the records before it.
     """
     stream = _Stream(path)
     try:
@@ -145,6 +146,21 @@ def read_packets(path: str, stats: RunStats) -> Iterator[Packet]:
             yield from _pcapng(path, stream, head, stats)
     finally:
         stream.close()
+
+
+def read_packets(path: str, stats: RunStats) -> Iterator[Packet]:
+    """The records of `read_batches` one by one; a reader that stops early counts only what it was handed."""
+    batch: list[Packet] = []
+    handed = 0
+    try:
+        for batch in read_batches(path, stats):
+            for handed, pkt in enumerate(batch, 1):  # noqa: B007 - `handed` is read when the reader stops early
+                yield pkt
+            handed = len(batch)
+    finally:
+        if handed < len(batch):
+            stats.packets -= len(batch) - handed
+            stats.packet_bytes -= sum(len(p.data) for p in batch[handed:])
 
 
 def _cut(path: str, stats: RunStats, record: int, got: int, want: int) -> None:
@@ -194,7 +210,7 @@ _BIG_RECORD = struct.Struct(">IIII").unpack_from
 _LITTLE_RECORD = struct.Struct("<IIII").unpack_from
 
 
-def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
+def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[list[Packet]]:
     """Records of a classic pcap file; `buf` holds its first bytes. The record loop is the compiled core's
     when it loaded (sensor/native.py), this module's `pcap_records` otherwise."""
     order, units = _PCAP_MAGICS[buf[:4]]
@@ -210,31 +226,23 @@ def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[P
     big = order == ">"
     off = 24
     base = 0  # file offset of buf[0]
-    index = yielded = handed = 0
-    batch: list[Packet] = []
-    try:
-        while True:
-            off, index, nbytes, bad = records(buf, off, big, float(units), linktype, index, path, MAX_RECORD, batch)
+    index = 0
+    while True:
+        batch: list[Packet] = []
+        off, index, nbytes, bad = records(buf, off, big, float(units), linktype, index, path, MAX_RECORD, batch)
+        if batch:
+            stats.packets += len(batch)
             stats.packet_bytes += nbytes
-            for handed, pkt in enumerate(batch, 1):  # noqa: B007 - `handed` is read when the reader stops early
-                yield pkt
-            yielded += len(batch)
-            batch.clear()
-            handed = 0
-            if bad >= 0:
-                what = f"record {index + 1} at byte {base + off}: captured length {bad} is not credible"
-                raise InputError(path, what, "format")
-            more = stream.read()
-            if not more:
-                break
-            base += off
-            buf = buf[off:] + more
-            off = 0
-    finally:
-        if batch:  # the reader stopped inside a batch: only what was handed out counts
-            yielded += handed
-            stats.packet_bytes -= sum(len(p.data) for p in batch[handed:])
-        stats.packets += yielded
+            yield batch
+        if bad >= 0:
+            what = f"record {index + 1} at byte {base + off}: captured length {bad} is not credible"
+            raise InputError(path, what, "format")
+        more = stream.read()
+        if not more:
+            break
+        base += off
+        buf = buf[off:] + more
+        off = 0
     left = len(buf) - off
     if left or stream.cut:
         want = 16 + (_BIG_RECORD if big else _LITTLE_RECORD)(buf, off)[2] if left >= 16 else 16
@@ -355,36 +363,27 @@ def pcapng_blocks(
     return off, nbytes, None
 
 
-def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[Packet]:
+def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[list[Packet]]:
     """Packets of a pcapng file: sections (each with its byte order), interfaces, EPB, SPB and PB. The block
     loop is the compiled core's when it loaded (sensor/native.py), this module's `pcapng_blocks` otherwise."""
     blocks = native.pick("pcapng_blocks", pcapng_blocks)
     st = NgState()
     off = base = 0
-    yielded = handed = 0
-    batch: list[Packet] = []
-    try:
-        while True:
-            off, nbytes, bad = blocks(buf, off, base, st, path, batch)
+    while True:
+        batch: list[Packet] = []
+        off, nbytes, bad = blocks(buf, off, base, st, path, batch)
+        if batch:
+            stats.packets += len(batch)
             stats.packet_bytes += nbytes
-            for handed, pkt in enumerate(batch, 1):  # noqa: B007 - `handed` is read when the reader stops early
-                yield pkt
-            yielded += len(batch)
-            batch.clear()
-            handed = 0
-            if bad is not None:
-                raise bad
-            more = stream.read()
-            if not more:
-                break
-            base += off
-            buf = buf[off:] + more
-            off = 0
-    finally:
-        if batch:  # the reader stopped inside a batch: only what was handed out counts
-            yielded += handed
-            stats.packet_bytes -= sum(len(p.data) for p in batch[handed:])
-        stats.packets += yielded
+            yield batch
+        if bad is not None:
+            raise bad
+        more = stream.read()
+        if not more:
+            break
+        base += off
+        buf = buf[off:] + more
+        off = 0
     left = len(buf) - off
     if left or stream.cut:
         want = struct.unpack_from(st.order + "II", buf, off)[1] if left >= 8 else 8

@@ -7,8 +7,10 @@ of each TCP direction and a callback for UDP datagrams and for ended flows.
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sensor.config import FLOW_COST, Limits
 from sensor.flow.chunker import Chunker, ChunkSink
@@ -16,13 +18,25 @@ from sensor.flow.community_id import community_id
 from sensor.flow.direction import HomeNet, ip_text
 from sensor.flow.reassembly import EndReason, HalfStream
 from sensor.flow.tls import client_hello_sni
-from sensor.model import FlowRecord, Segment
+from sensor.model import FlowRecord, Packet, Segment
 from sensor.stats import RunStats
+
+if TYPE_CHECKING:
+    from sensor.flow.decode import Decoder
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 TCP, UDP = 6, 17
 SWEEP_EVERY = 1.0  # seconds of capture time between idle sweeps
 CLOSED_WAIT = 60.0  # seconds a closed connection's 5-tuple absorbs stray packets
+
+
+MAX_PAIRS = 1 << 18  # IP pairs whose shard is remembered
+
+
+def shard_of(a: bytes, b: bytes, shards: int) -> int:
+    """Symmetric hash of the IP pair: both directions, and FTP control and data, meet in one process."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    return zlib.crc32(lo + hi) % shards
 
 
 class Budget:
@@ -124,6 +138,7 @@ class FlowTable:
         on_datagram: Callable[[Flow, int, Segment], None],
         on_end: Callable[[FlowRecord], None],
         budget: Budget,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.limits = limits
         self.home = home
@@ -143,6 +158,27 @@ class FlowTable:
         # while reading ahead into the next segment's files no flow is started
         self.foreign: set[tuple] = set()
         self.admit_new = True
+        self.shard, self.shards = shard  # this process's share of the IP pairs, of `shards`
+        self.owned: dict[tuple[bytes, bytes], bool] = {}
+
+    def feed(self, packets: list[Packet], decoder: Decoder) -> None:
+        """A batch of packets in capture order: each decoded by `decoder`, this process's share kept, and
+        processed (the compiled core decodes the common frames itself and hands `decoder` the rest)."""
+        decode, process, shards = decoder.decode, self.process, self.shards
+        for pkt in packets:
+            seg = decode(pkt)
+            if seg is None or (shards > 1 and not self._mine(seg.src, seg.dst)):
+                continue
+            process(seg)
+
+    def _mine(self, src: bytes, dst: bytes) -> bool:
+        pair = (src, dst)
+        mine = self.owned.get(pair)
+        if mine is None:
+            if len(self.owned) > MAX_PAIRS:
+                self.owned.clear()
+            mine = self.owned[pair] = shard_of(src, dst, self.shards) == self.shard
+        return mine
 
     def process(self, seg: Segment) -> None:
         """One decoded segment: find or make its flow, update it, reassemble or hand on the datagram."""
