@@ -15,7 +15,7 @@ APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench
-.PHONY: demo test bench bench-quick sanitize clean sysdeps-run sysdeps-test sysdeps-bench
+.PHONY: demo test bench bench-quick sanitize fuzz clean sysdeps-run sysdeps-test sysdeps-bench
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -65,7 +65,7 @@ demo: sysdeps-run $(VENV)/.ok-run $(VENV)/.ok-core
 	  "(.venv/bin/stagewatch findings|flows|objects|host-findings|incidents|explain ID --db samples/demo.db)"
 
 test: sysdeps-test $(VENV)/.ok $(VENV)/.ok-core
-	$(VENV)/bin/ruff check sensor tests bench samples pcaps
+	$(VENV)/bin/ruff check sensor tests bench samples pcaps fuzz
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -110,6 +110,31 @@ sanitize: sysdeps-test $(VENV)/.ok
 	status=0; $(SAN_ENV) $(PY) -m pytest -p no:cacheprovider tests/test_core_diff.py tests/test_decode.py \
 	  tests/test_network.py tests/test_reassembly.py tests/test_real_captures.py tests/test_sanitizer.py \
 	  tests/test_flow_diff.py tests/test_chunker.py tests/test_capture.py || status=$$?; \
+	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so; \
+	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
+
+# Every fuzz target (fuzz/targets.py) for FUZZ_SECONDS each under atheris, the compiled core built by clang with
+# ASan, UBSan and libFuzzer's coverage instrumentation and run with atheris' ASan runtime preloaded. Seeds come
+# from fuzz/seeds.py, fuzz/corpus/ (regressions) and what earlier runs kept in FUZZ_DIR; a failing input is left
+# in FUZZ_DIR as crash-*, timeout-* or oom-* (copy it into fuzz/corpus/<target>/ with its fix). The normal
+# build is restored at the end.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= $(BENCH_DATA)-fuzz
+FUZZ_ENV = LD_PRELOAD=$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so PYTHONMALLOC=malloc \
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+fuzz: sysdeps-test $(VENV)/.ok
+	$(call apt_install,clang)
+	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so
+	CC=clang LDSHARED="clang -shared" STAGEWATCH_SANITIZE=fuzz $(PY) -m pip install -q --no-deps --force-reinstall -e .
+	$(PY) fuzz/seeds.py $(FUZZ_DIR)/seeds
+	status=0; for t in $$($(PY) fuzz/run.py list); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  $(FUZZ_ENV) $(PY) fuzz/run.py $$t $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t $$(ls -d fuzz/corpus/$$t 2>/dev/null) \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/$$t- > $(FUZZ_DIR)/$$t.log 2>&1 || status=1; \
+	  echo "$$t: $$(grep -h 'stat::number_of_executed_units' $(FUZZ_DIR)/$$t.log | tr -s ' ' | cut -d' ' -f2) runs," \
+	    "$$(grep -ho 'cov: [0-9]*' $(FUZZ_DIR)/$$t.log | tail -1), $$(ls $(FUZZ_DIR) | grep -c "^$$t-") failing inputs"; \
+	done; \
 	rm -f sensor/_core.c sensor/_core.*.so sensor/_flow.c sensor/_flow.*.so; \
 	$(PY) -m pip install -q --no-deps --force-reinstall -e . && touch $(VENV)/.ok-core; exit $$status
 

@@ -3,7 +3,8 @@ sensor/signatures, so `pip install stagewatch` (not only a checkout) finds the b
 compiled packet core (sensor/_core.pyx, sensor/_flow.pyx), built by Cython. The extension is optional: where it does
 not build (no C compiler), the package installs and the Python reference core runs (sensor/native.py).
 
-STAGEWATCH_SANITIZE=1 builds it with clang's AddressSanitizer and UBSan (`make sanitize`).
+STAGEWATCH_SANITIZE=1 builds it with clang's AddressSanitizer and UBSan (`make sanitize`); STAGEWATCH_SANITIZE=fuzz
+adds libFuzzer's coverage instrumentation (`make fuzz`).
 """
 
 import os
@@ -24,9 +25,12 @@ def extensions() -> list:
         return []
     args = ["-O2"]
     link: list[str] = []
-    if os.environ.get("STAGEWATCH_SANITIZE") == "1":
-        args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-        link = ["-fsanitize=address,undefined"]
+    mode = os.environ.get("STAGEWATCH_SANITIZE", "")
+    if mode in ("1", "fuzz"):
+        # fuzz: also libFuzzer's coverage instrumentation, so atheris steers by the C code's edges too
+        checks = "address,undefined,fuzzer-no-link" if mode == "fuzz" else "address,undefined"
+        args = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={checks}", "-fno-sanitize-recover=all"]
+        link = [f"-fsanitize={checks}"]
     core = [
         Extension(f"sensor.{name}", [f"sensor/{name}.pyx"], extra_compile_args=args, extra_link_args=link, optional=True)
         for name in ("_core", "_flow")

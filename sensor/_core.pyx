@@ -252,5 +252,7 @@ def ring_block(ring, Py_ssize_t base, str source, long long n, list out):
                 data = PyBytes_FromStringAndSize(<const char*> (r + p + mac), snaplen)
             n += 1
             out.append(_new(_Packet, (sec + nsec * 1e-9, 1, data, n, wirelen, source)))
+        if not nxt:
+            break  # the block's last frame: a count past it would read this frame again and again
         p += <Py_ssize_t> nxt
     return n

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # SQLAlchemy under --no-db, pySigma before a host event, the report, the correlator or rich under -q.
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
+EXIT_INPUT = EXIT_NOTHING  # any input error: a script must not take a partial scan for a whole one
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # interrupted, after everything was written
+_terminated = False  # the KeyboardInterrupt in flight came from SIGTERM
 EPILOG = """examples:
   stagewatch scan /cases/ws01/Users/bob/AppData/Local/Temp --jsonl -
   stagewatch scan evidence/ --host-from-path '(?:^|/)evidence/([^/]+)/' --db cases.db
@@ -286,7 +289,9 @@ def setup_logging(debug: bool, quiet: bool) -> None:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM ends a scan like Ctrl-C: sinks are closed and the run is recorded before exit."""
+    """SIGTERM ends a scan like Ctrl-C: sinks are closed and the run is recorded before exit (status 143)."""
+    global _terminated
+    _terminated = True
     raise KeyboardInterrupt
 
 
@@ -443,10 +448,12 @@ def _scan(a: argparse.Namespace, settings: Settings, stats: RunStats, observer: 
         sink = next((s for s in sinks if isinstance(s, StoreSink)), None)
         stored, updated = (sink.inserted, sink.updated) if sink is not None else (None, 0)
         console.err.print(console.summary_table(stats, elapsed, stored, updated))
+    if status == "interrupted":
+        return EXIT_SIGTERM if _terminated else EXIT_SIGINT
     if stats.files == 0 and stats.packets == 0 and not stats.host["files"]:
         logger.error("nothing could be processed")
         return EXIT_NOTHING
-    return EXIT_OK
+    return EXIT_INPUT if stats.input_errors() else EXIT_OK
 
 
 def _query(a: argparse.Namespace) -> Query:
@@ -876,3 +883,5 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad flag values (--since, --host-from-path)
         logger.error("{}", e)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before or after a command's own handling (startup, the summary)
+        return EXIT_SIGTERM if _terminated else EXIT_SIGINT

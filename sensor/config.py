@@ -116,7 +116,7 @@ class Limits:
     max_output: int = 256 * MiB  # decompressed bytes per member (carving decodes to the end)
     max_ratio: int = 1000  # output/input, checked once 1 MiB has come out
     max_seconds: float = 10.0  # wall time per member decode
-    max_depth: int = 3  # nested encodings (base64 inside hex inside ...)
+    max_depth: int = 8  # nested encodings (base64 inside hex inside ...): 8 base64 layers in a JSON value
     max_encoded: int = 64 * MiB  # bytes of one base64/hex run decoded for a rescan
     max_entries: int = 10_000  # archive entries listed
     max_names: int = 1_000  # names kept on a finding
@@ -173,16 +173,50 @@ def _limit(config: Path | None, key: str, value: object) -> int | float:
     return value  # type: ignore[return-value]
 
 
+_TEXT_KEYS = ("engine", "observer", "host", "host_from_path", "tz", "rules_dir", "host_rules_dir", "user_rules",
+              "suppress", "cache_dir", "extract_dir")  # fmt: skip
+_LIST_KEYS = ("sensitive_names", "home_net")
+
+
+def _check_types(config: Path, data: dict[str, Any]) -> None:
+    """Each known key of a config file holds the kind of value it needs: one line naming the key otherwise
+    (a number where a path goes reached Path() as a traceback)."""
+
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(str(config), f"{key} = {data[key]!r}: must be {want}")
+
+    if "limits" in data and not isinstance(data["limits"], dict):
+        raise bad("limits", "a table ([limits])")
+    for key in _TEXT_KEYS:
+        if key in data and not isinstance(data[key], str):
+            raise bad(key, "a string")
+    for key in _LIST_KEYS:
+        if key in data and not (isinstance(data[key], list) and all(isinstance(v, str) for v in data[key])):
+            raise bad(key, "a list of strings")
+    for key in ("app_layer", "objects"):
+        if key in data and not isinstance(data[key], bool):
+            raise bad(key, "true or false")
+    if "observer_ip" in data and not isinstance(data["observer_ip"], str | list):
+        raise bad("observer_ip", "a string or a list of strings")
+    if "retention" in data and (
+        isinstance(data["retention"], bool) or not isinstance(data["retention"], str | int | float)
+    ):
+        raise bad("retention", "a span like 30d or a number of seconds")
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from an optional TOML file (`[limits]` table + top-level keys), then flags."""
     data: dict[str, Any] = {}
     if config is not None:
         try:
-            data = tomllib.loads(config.read_text())
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
         except OSError as e:
             raise ConfigError(str(config), e.strerror or str(e)) from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(str(config), f"not UTF-8 text (byte {e.start}): TOML files are UTF-8") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(str(config), f"invalid TOML: {e}") from e
+        _check_types(config, data)
     limit_keys = {f.name for f in fields(Limits)}
     raw_limits = data.pop("limits", {})
     unknown = set(raw_limits) - limit_keys

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from sensor.model import LimitHit
 
+INPUT_ERRORS = ("missing", "permission", "error")  # skip reasons that are the input's fault, not a policy
+
 
 @dataclass
 class RunStats:
@@ -34,6 +36,10 @@ class RunStats:
     app: Counter[str] = field(default_factory=Counter)  # per protocol: sessions, objects, anomalies
     host: Counter[str] = field(default_factory=Counter)  # host telemetry: files, records, bad records
     tuning: Counter[str] = field(default_factory=Counter)  # per suppression entry / threshold; content rules
+
+    def input_errors(self) -> int:
+        """Inputs that could not be read whole: errors, inputs missing or unreadable, captures cut off."""
+        return sum(self.errors.values()) + sum(self.skipped[r] for r in INPUT_ERRORS) + self.truncated_records
 
     def limit(self, hit: LimitHit) -> None:
         self.limits[str(hit.limit)] += 1

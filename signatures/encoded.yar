@@ -57,3 +57,50 @@ rule hex_compressed_header
     condition:
         any of them
 }
+
+
+rule b64_nested_layers
+{
+    meta:
+        role = "hint"
+        encoding = "base64"
+    strings:
+        // two (bzip2, xz, rar) or three (gzip, zip, 7z: b64_compressed_header has their second) to
+        // eight base64 layers over a compressed header, each layer encoding the whole one below, so
+        // the header's base64 starts every layer: the first characters of the outermost text,
+        // computed by encoding each header's known bytes again and again
+        $gzip3 = "U0RS"
+        $gzip4 = "VTBS"
+        $gzip5 = "VlRC"
+        $gzip6 = "VmxS"
+        $gzip7 = "Vm14"
+        $gzip8 = "Vm0x"
+        $zip3 = "VlVW"
+        $zip4 = "VmxW"
+        $bzip2_2 = "UWxw"
+        $bzip2_3 = "VVd4"
+        $bzip2_4 = "VlZk"
+        $bzip2_5 = "Vmxa"
+        $sevenzip3 = "VGpOeE9I"
+        $sevenzip4 = "VkdwT2VF"
+        $sevenzip5 = "Vmtkd1Qy"
+        $sevenzip6 = "Vm10a2Qx"
+        $sevenzip7 = "Vm0xMGEy"
+        $xz2 = "L1RkNldG"
+        $xz3 = "TDFSa05s"
+        $xz4 = "VERGU2Ew"
+        $xz5 = "VkVSR1Uy"
+        $xz6 = "VmtWU1Ix"
+        $xz7 = "Vm10V1Ux"
+        $xz8 = "Vm0xMFYx"
+        $rar2 = "VW1GeUlS"
+        $rar3 = "VlcxR2VV"
+        $rar4 = "VmxjeFIy"
+        $rar5 = "Vm14amVG"
+        $rar6 = "Vm0xNGFt"
+        // base64 of base64 of ... converges: from about seven layers on, whatever is inside, the text
+        // starts with this; a run nested deeper than [limits] max_depth is counted as a depth limit hit
+        $deep = "Vm0w"
+    condition:
+        any of them
+}

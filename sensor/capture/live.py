@@ -77,6 +77,8 @@ def ring_block(ring: mmap.mmap | bytes | bytearray, base: int, source: str, n: i
                 wirelen += 4
             n += 1
             out.append(Packet(sec + nsec * 1e-9, LINKTYPE_ETHERNET, data, n, wirelen, source))
+        if not nxt:
+            break  # the block's last frame: a count past it would read this frame again and again
         p += nxt
     return n
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from sensor.names import from_bytes
+
 MIN_VALUE = 24  # shorter values cannot hold a verifiable member in base64 or hex
 MAX_VALUES = 10_000
 MAX_JSON = 64 * 1024 * 1024
@@ -37,7 +39,7 @@ def urlencoded(body: bytes) -> Iterator[Value]:
         if len(value) < MIN_VALUE:
             continue
         data = unquote_to_bytes(value.replace(b"+", b" "))
-        yield Value(unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace"), data)
+        yield Value(from_bytes(unquote_to_bytes(key.replace(b"+", b" "))), data)
 
 
 def json_strings(body: bytes) -> Iterator[Value]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 
 from sensor.model import Buffer
+from sensor.names import from_bytes
 
 FTEXT, FHCRC, FEXTRA, FNAME, FCOMMENT = 1, 2, 4, 8, 16
 MAX_NAME = 1024
@@ -32,7 +33,7 @@ def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int
             if nul < 0:
                 return None
             if flag == FNAME:
-                name = chunk[:nul].decode("latin-1")
+                name = from_bytes(chunk[:nul])  # RFC 1952 says Latin-1; gzip writes the file name's own bytes
             pos += nul + 1
     if flg & FHCRC:
         crc = bytes(data[pos : pos + 2])

@@ -8,9 +8,11 @@ knows RFC 2231 continuations (`filename*0*=...`).
 from __future__ import annotations
 
 import email.message
+import email.utils
 from dataclasses import dataclass
 
 from sensor.model import Buffer
+from sensor.names import from_bytes, to_bytes
 
 MAX_PARTS = 1000
 MAX_PART_HEADER = 16 * 1024
@@ -42,22 +44,36 @@ def boundary_of(content_type: str | None) -> str | None:
     if not content_type or not content_type.lower().lstrip().startswith("multipart/"):
         return None
     m = email.message.Message()
-    m["Content-Type"] = content_type
-    b = m.get_param("boundary")
-    return b if isinstance(b, str) and b else None
+    m["Content-Type"] = to_bytes(content_type).decode("latin-1")  # one char per byte, as _params does
+    b = _param(m, "content-type", "boundary")
+    return b or None
+
+
+def _param(m: email.message.Message, header: str, param: str) -> str | None:
+    """A header parameter as the sender meant it: an RFC 2231 value (`filename*=UTF-8''...`) decoded by its
+    charset, a plain one as its exact bytes (the email package was given them one char per byte)."""
+    value = m.get_param(param, None, header)
+    if isinstance(value, tuple):
+        return email.utils.collapse_rfc2231_value(value).strip()
+    if isinstance(value, str):
+        return from_bytes(email.utils.unquote(value).strip().encode("latin-1"))
+    return None
 
 
 def _params(headers: bytes) -> tuple[str | None, str | None, str | None, str | None]:
     m = email.message.Message()
+    # the email package is given one char per byte (Latin-1: it would turn escaped bytes into U+FFFD), and the
+    # values it returns are turned back into exact names
     for line in headers.decode("latin-1").split("\r\n"):
         name, sep, value = line.partition(":")
         if sep and name.strip():
             m[name.strip()] = value.strip()
-    field = m.get_param("name", header="content-disposition")
-    filename = m.get_filename()
+    filename = _param(m, "content-disposition", "filename")
+    if filename is None:
+        filename = _param(m, "content-type", "name")  # where get_filename() looks next
     cte = m.get("Content-Transfer-Encoding")
     return (
-        field if isinstance(field, str) else None,
+        _param(m, "content-disposition", "name"),
         filename,
         m.get("Content-Type"),
         cte.strip().lower() if isinstance(cte, str) else None,
@@ -67,7 +83,7 @@ def _params(headers: bytes) -> tuple[str | None, str | None, str | None, str | N
 def split(body: Buffer, boundary: str) -> Split:
     """Every part of `body`; a missing closing boundary leaves the last part running to the end."""
     data = bytes(body)
-    delim = b"--" + boundary.encode("latin-1")
+    delim = b"--" + to_bytes(boundary)
     if data.startswith(delim):
         pos = 0
     else:

@@ -21,6 +21,7 @@ from sensor.correlate.hosts import HostMap, short
 from sensor.correlate.inputs import FlowIn, RuleHit, Staged, Transfer, event_ref
 from sensor.flow.direction import endpoint_text
 from sensor.model import Evidence, HostEvent, Incident
+from sensor.names import stable_id
 
 INCIDENT_NS = uuid.UUID("9e2c7b14-6a3d-5f80-b1c2-4d5e6f7a8b9c")
 WINDOW = 15 * 60.0
@@ -233,7 +234,7 @@ class Correlator:
         return Incident(
             # From the first anchor, not the whole evidence list: correlating again with another window (more
             # or fewer host events joined) re-derives the same incident, which replaces it in the store.
-            incident_id=str(uuid.uuid5(INCIDENT_NS, min(g.anchors))),
+            incident_id=stable_id(INCIDENT_NS, min(g.anchors)),
             host=display,
             host_ips=tuple(sorted(ips)),
             start=ev[0].ts,

@@ -34,6 +34,7 @@ from sensor.model import (
     Origin,
     StreamSummary,
 )
+from sensor.names import stable_id
 from sensor.policy import SensitiveNames
 from sensor.stats import RunStats
 
@@ -464,7 +465,7 @@ class Detector:
         if j.kind.value == "alert":
             self.stats.alerts += 1
         return Finding(
-            event_id=str(uuid.uuid5(EVENT_NS, key)),
+            event_id=stable_id(EVENT_NS, key),
             timestamp=origin.mtime if isinstance(origin, FileOrigin) else origin.ts,
             created=time.time(),
             observer=self.settings.observer,

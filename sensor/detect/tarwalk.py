@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sensor.names import from_bytes
+
 BLOCK = 512
 _MAGICS = (b"ustar\x0000", b"ustar  \x00")
 
@@ -35,7 +37,7 @@ def header_name(h: bytes) -> str:
         prefix = h[345:500].split(b"\x00", 1)[0]
         if prefix:
             name = prefix + b"/" + name
-    return name.decode("utf-8", "replace")
+    return from_bytes(name)
 
 
 _TYPES = frozenset(b"0123456789LKxgADSVMNE\x00")
@@ -107,9 +109,9 @@ class TarWalker:
             for rec in raw.split(b"\n"):
                 _, _, kv = rec.partition(b" ")
                 if kv.startswith(b"path="):
-                    self._long = kv[5:].decode("utf-8", "replace")
+                    self._long = from_bytes(kv[5:])
         else:
-            self._long = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
+            self._long = from_bytes(raw.split(b"\x00", 1)[0])
 
     def _header(self, h: bytes) -> None:
         if h == b"\x00" * BLOCK:

@@ -52,12 +52,12 @@ def which(path: str, head: bytes) -> Telemetry | None:
         return None
     try:
         with zipfile.ZipFile(path) as z:
-            infos = [i for i in z.infolist() if not i.is_dir()]
+            infos = [i for i in z.infolist() if not i.filename.endswith("/")]
             if not 0 < len(infos) <= MAX_ZIP_MEMBERS or infos[0].flag_bits & 1:
                 return None
             with z.open(infos[0]) as m:
                 inner = m.read(HEAD_BYTES)
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError):
+    except Exception:  # noqa: BLE001 - zipfile raises what it likes on a hostile archive; the sniffer only declines
         return None
     name = _claim(inner, infos[0].filename)
     return Telemetry(name, infos[0].filename) if name else None
@@ -82,8 +82,10 @@ def read(path: str, what: Telemetry, stats: RunStats, tz: dt.tzinfo) -> Iterator
                     if copied > MAX_MEMBER:
                         raise InputError(path, f"{what.member} is larger than {MAX_MEMBER >> 30} GiB")
                     dst.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise InputError(path, f"cannot extract {what.member}: {e}") from None
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - zipfile's errors on a hostile archive: one line naming it
+            raise InputError(path, f"cannot extract {what.member!r}: {type(e).__name__}: {e}") from None
         name = f"{path}!{what.member}"
         ALIASES[target] = name
         try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sensor.config import bundled_signatures
 from sensor.hostrules.operation import operation_of
 from sensor.model import HostEvent, HostFinding
+from sensor.names import stable_id
 
 if TYPE_CHECKING:
     from sensor.hostrules.sigma import CompiledRule
@@ -50,7 +51,7 @@ class HostRules:
             reasons = (f"rule:{rule.label}", f"operation:{op}")
             key = "\x1f".join((self.observer, event.source, event.record_id, event.action, rule.id))
             yield HostFinding(
-                finding_id=str(uuid.uuid5(HOST_NS, key)),
+                finding_id=stable_id(HOST_NS, key),
                 event=event,
                 rule_id=rule.id,
                 rule=rule.title,

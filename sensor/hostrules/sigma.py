@@ -192,6 +192,8 @@ def load_rules(paths: Iterable[Path]) -> list[CompiledRule]:
             raise RuleError(f"{path}:{line}", f"Sigma rule: invalid YAML: {e.problem}") from None
         except (SigmaError, OSError, ValueError, yaml.YAMLError) as e:
             raise RuleError(_located(path, text, str(e)), f"Sigma rule: {e}") from None
+        except (AttributeError, TypeError, KeyError) as e:  # pySigma on YAML that is no rule (a bare string...)
+            raise RuleError(str(path), f"Sigma rule: not a rule document ({type(e).__name__}: {e})") from None
     return out
 
 

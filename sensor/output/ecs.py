@@ -16,6 +16,7 @@ from sensor.model import (
     ObjectRecord,
     Tuned,
 )
+from sensor.names import clean_record
 
 TECHNIQUE = "T1560.002"
 
@@ -133,7 +134,7 @@ def finding_record(f: Finding) -> dict[str, Any]:
         file.update(
             {
                 "path": o.path,
-                "name": o.path.replace("\\", "/").rsplit("/", 1)[-1],
+                "name": o.path.rsplit("/", 1)[-1],  # a local path: a backslash is part of a Linux name
                 "owner": o.owner,
                 "mtime": iso(o.mtime),
             }
@@ -142,7 +143,7 @@ def finding_record(f: Finding) -> dict[str, Any]:
         sw["source"] = {"path": o.root}
     record["file"] = _drop_none(file)
     record["stagewatch"] = sw
-    return record
+    return clean_record(record)
 
 
 def app_fields(app: AppMeta | None) -> dict[str, Any]:
@@ -202,47 +203,49 @@ def object_record(r: ObjectRecord) -> dict[str, Any]:
         },
     }
     record.update(app_fields(r.app))
-    return record
+    return clean_record(record)
 
 
 def flow_record(r: FlowRecord) -> dict[str, Any]:
     """A conn.log-like JSON line for one flow (`--flows`)."""
-    return _drop_none(
-        {
-            "@timestamp": iso(r.start),
-            "event": {
-                "kind": "event",
-                "category": ["network"],
-                "type": ["connection", "end"],
-                "module": "stagewatch",
-                "dataset": "stagewatch.flow",
-                "start": iso(r.start),
-                "end": iso(r.end),
-                "duration": round((r.end - r.start) * 1e6) * 1000,
-            },
-            "source": {"ip": r.src, "port": r.sport, "packets": r.packets[0], "bytes": r.bytes[0]},
-            "destination": {"ip": r.dst, "port": r.dport, "packets": r.packets[1], "bytes": r.bytes[1]},
-            "network": {
-                "transport": r.transport,
-                "direction": r.direction,
-                "community_id": r.community_id,
-                "packets": sum(r.packets),
-                "bytes": sum(r.bytes),
-            },
-            "tls": {"client": {"server_name": r.sni}} if r.sni else None,
-            "stagewatch": {
-                "flow": {
-                    "end_reason": r.end_reason,
-                    "gaps": r.gaps,
-                    "gap_bytes": r.gap_bytes,
-                    "overlaps": r.overlaps,
-                    "overlap_conflicts": r.overlap_conflicts,
-                    "mid_stream": r.mid_stream,
-                    "depth_hit": r.depth_hit,
+    return clean_record(
+        _drop_none(
+            {
+                "@timestamp": iso(r.start),
+                "event": {
+                    "kind": "event",
+                    "category": ["network"],
+                    "type": ["connection", "end"],
+                    "module": "stagewatch",
+                    "dataset": "stagewatch.flow",
+                    "start": iso(r.start),
+                    "end": iso(r.end),
+                    "duration": round((r.end - r.start) * 1e6) * 1000,
                 },
-                "source": {"path": r.source},
-            },
-        }
+                "source": {"ip": r.src, "port": r.sport, "packets": r.packets[0], "bytes": r.bytes[0]},
+                "destination": {"ip": r.dst, "port": r.dport, "packets": r.packets[1], "bytes": r.bytes[1]},
+                "network": {
+                    "transport": r.transport,
+                    "direction": r.direction,
+                    "community_id": r.community_id,
+                    "packets": sum(r.packets),
+                    "bytes": sum(r.bytes),
+                },
+                "tls": {"client": {"server_name": r.sni}} if r.sni else None,
+                "stagewatch": {
+                    "flow": {
+                        "end_reason": r.end_reason,
+                        "gaps": r.gaps,
+                        "gap_bytes": r.gap_bytes,
+                        "overlaps": r.overlaps,
+                        "overlap_conflicts": r.overlap_conflicts,
+                        "mid_stream": r.mid_stream,
+                        "depth_hit": r.depth_hit,
+                    },
+                    "source": {"path": r.source},
+                },
+            }
+        )
     )
 
 
@@ -322,53 +325,55 @@ def host_finding_record(h: HostFinding) -> dict[str, Any]:
             **tuned_fields(h.tuned),
         },
     }
-    return _drop_none(record)
+    return clean_record(_drop_none(record))
 
 
 def incident_record(i: Incident) -> dict[str, Any]:
     """The JSON-lines record of an incident: who, what, where to, how sure, and the evidence by id."""
-    return _drop_none(
-        {
-            "@timestamp": iso(i.start),
-            "event": {
-                "id": i.incident_id,
-                "kind": "alert",
-                "category": ["intrusion_detection"],
-                "type": ["indicator"],
-                "module": "stagewatch",
-                "dataset": "stagewatch.incident",
-                "start": iso(i.start),
-                "end": iso(i.end),
-                "risk_score": i.score,
-            },
-            "host": _drop_none({"name": i.host, "ip": list(i.host_ips) or None}),
-            "process": _drop_none(
-                {"executable": i.process_image, "command_line": i.process_command_line, "pid": i.process_pid}
-            )
-            or None,
-            "user": {"name": i.user} if i.user else None,
-            "threat": {"technique": {"id": list(i.techniques)}},
-            "stagewatch": {
-                "incident": {
-                    "score": i.score,
-                    "reasons": list(i.reasons),
-                    "kinds": list(i.kinds),
-                    "files": list(i.files),
-                    "destinations": list(i.destinations),
-                    "evidence": [
-                        _drop_none(
-                            {
-                                "kind": e.kind,
-                                "id": e.ref,
-                                "@timestamp": iso(e.ts),
-                                "summary": e.summary,
-                                "sha256": e.sha256,
-                                "source": e.source,
-                            }
-                        )
-                        for e in i.evidence
-                    ],
-                }
-            },
-        }
+    return clean_record(
+        _drop_none(
+            {
+                "@timestamp": iso(i.start),
+                "event": {
+                    "id": i.incident_id,
+                    "kind": "alert",
+                    "category": ["intrusion_detection"],
+                    "type": ["indicator"],
+                    "module": "stagewatch",
+                    "dataset": "stagewatch.incident",
+                    "start": iso(i.start),
+                    "end": iso(i.end),
+                    "risk_score": i.score,
+                },
+                "host": _drop_none({"name": i.host, "ip": list(i.host_ips) or None}),
+                "process": _drop_none(
+                    {"executable": i.process_image, "command_line": i.process_command_line, "pid": i.process_pid}
+                )
+                or None,
+                "user": {"name": i.user} if i.user else None,
+                "threat": {"technique": {"id": list(i.techniques)}},
+                "stagewatch": {
+                    "incident": {
+                        "score": i.score,
+                        "reasons": list(i.reasons),
+                        "kinds": list(i.kinds),
+                        "files": list(i.files),
+                        "destinations": list(i.destinations),
+                        "evidence": [
+                            _drop_none(
+                                {
+                                    "kind": e.kind,
+                                    "id": e.ref,
+                                    "@timestamp": iso(e.ts),
+                                    "summary": e.summary,
+                                    "sha256": e.sha256,
+                                    "source": e.source,
+                                }
+                            )
+                            for e in i.evidence
+                        ],
+                    }
+                },
+            }
+        )
     )

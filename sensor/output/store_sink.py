@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
+from sensor.names import stable_id, text
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
 
@@ -24,7 +25,7 @@ OBJECT_NS = uuid.UUID("6a0c2f3e-9b1d-5e47-a8c2-41f0d7e3b9a5")
 
 def flow_id_of(observer: str, community_id: str, start: float) -> str:
     """The store's id of a flow: its sensor, community ID and first-packet time (µs)."""
-    return str(uuid.uuid5(FLOW_NS, f"{observer}|{community_id}|{int(start * 1e6)}"))
+    return stable_id(FLOW_NS, f"{observer}|{community_id}|{int(start * 1e6)}")
 
 
 def flow_row(observer: str, r: FlowRecord, record: dict[str, Any]) -> FlowRow:
@@ -39,14 +40,15 @@ def object_ids(observer: str, r: ObjectRecord) -> tuple[str, str]:
     o = r.origin
     flow_id = flow_id_of(observer, o.community_id, o.flow_start)
     key = f"{flow_id}|{int(o.client_to_server)}|{r.index}|{','.join(r.layers)}|{r.sha256}"
-    return str(uuid.uuid5(OBJECT_NS, key)), flow_id
+    return stable_id(OBJECT_NS, key), flow_id
 
 
 def object_row(observer: str, r: ObjectRecord, record: dict[str, Any]) -> ObjectRow:
     from sensor.store.db import ObjectRow
 
     object_id, flow_id = object_ids(observer, r)
-    return ObjectRow(object_id, flow_id, r.origin.ts, r.sha256, r.size, r.name, r.mime_type, dumps(record))
+    name = text(r.name) if r.name is not None else None
+    return ObjectRow(object_id, flow_id, r.origin.ts, r.sha256, r.size, name, r.mime_type, dumps(record))
 
 
 def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
@@ -63,8 +65,8 @@ def row_of(f: Finding, record: dict[str, Any]) -> FindingRow:
         format=str(f.member.format),
         sha256=f.member.sha256,
         size=f.member.length,
-        host=o.host if isinstance(o, FileOrigin) else None,
-        path=o.path if isinstance(o, FileOrigin) else o.source,
+        host=text(o.host) if isinstance(o, FileOrigin) and o.host is not None else None,
+        path=text(o.path if isinstance(o, FileOrigin) else o.source),
         record=dumps(record),
     )
 

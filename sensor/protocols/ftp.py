@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sensor.model import AppMeta
+from sensor.names import from_bytes
 from sensor.protocols.base import Wire, extractors
 
 WAIT = 60.0  # seconds of capture time a transfer waits for its other half
@@ -181,7 +182,7 @@ class Ftp:
                 if len(buf.data) > MAX_LINE:
                     self.wire.raw(d, buf.base, "line_too_long")
                 break
-            line = bytes(buf.data[:eol]).rstrip(b"\r").decode("latin-1")
+            line = from_bytes(bytes(buf.data[:eol]).rstrip(b"\r"))
             at = buf.base
             buf.consume(eol + 1)
             now = self.wire.stamp(d, at)[0]

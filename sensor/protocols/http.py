@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from sensor.config import Limits
 from sensor.content import codings, forms, multipart
 from sensor.model import AppMeta, Limit, LimitHit
+from sensor.names import from_bytes, to_bytes
 from sensor.protocols.base import Wire, extractors
 
 MAX_HEADER = 64 * 1024
@@ -100,7 +101,7 @@ def _parse_head(block: bytes, offset: int) -> Head | None:
     first = lines[0]
     m = REQUEST_LINE.fullmatch(first)
     if m:
-        head = Head(offset, True, m.group(1).decode(), m.group(2).decode("latin-1"), None, {})
+        head = Head(offset, True, m.group(1).decode(), from_bytes(m.group(2)), None, {})
     else:
         m = STATUS_LINE.fullmatch(first)
         if not m:
@@ -113,8 +114,8 @@ def _parse_head(block: bytes, offset: int) -> Head | None:
         name, sep, value = line.partition(b":")
         if not sep or not name or name[:1] in b" \t":
             continue  # obsolete folding or junk: skipped, as most servers do
-        key = name.strip().decode("latin-1").lower()
-        text = value.strip().decode("latin-1")
+        key = from_bytes(name.strip()).lower()
+        text = from_bytes(value.strip())  # exact: an attacker's file name or URL keeps its bytes
         head.headers[key] = f"{head.headers[key]}, {text}" if key in head.headers else text
     return head
 
@@ -125,11 +126,11 @@ def _name(head: Head, request: Head | None) -> str | None:
     if disp:
         m = DISPOSITION_NAME.search(disp)
         if m:
-            return unquote(m.group(1).strip())
+            return unquote(m.group(1).strip(), errors="surrogateescape")  # %xx kept as the bytes they are
     target = head.target if head.request else (request.target if request else None)
     if target:
         path = urlsplit(target).path
-        last = unquote(path.rsplit("/", 1)[-1])
+        last = unquote(path.rsplit("/", 1)[-1], errors="surrogateescape")
         return last or None
     return None
 
@@ -476,7 +477,7 @@ class Http:
 
     def _query(self, head: Head) -> None:
         """Query-string values of a request line are objects of their own (index: the request's)."""
-        query = head.target.split("?", 1)[1].encode("latin-1") if head.target and "?" in head.target else b""
+        query = to_bytes(head.target.split("?", 1)[1]) if head.target and "?" in head.target else b""
         values = list(forms.urlencoded(query)) if query else []
         if not values:
             return

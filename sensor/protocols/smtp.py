@@ -19,6 +19,7 @@ from email.message import Message
 from typing import ClassVar
 
 from sensor.model import AppMeta
+from sensor.names import from_bytes
 from sensor.protocols.base import Wire, extractors
 
 MAX_LINE = 64 * 1024
@@ -139,7 +140,7 @@ class Smtp:
     def _command(self, line: bytes, at: int, nxt: int) -> None:
         """One command line (without its CRLF) that started at stream offset `at`; `nxt` follows it."""
         verb = line[:4].upper()
-        text = line.decode("latin-1")
+        text = from_bytes(line)
         if verb == b"MAIL":
             self.env = Envelope(mail_from=_address(text[4:]))
         elif verb == b"RCPT":

@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from sensor.errors import StoreError
 from sensor.model import HostEvent, HostFinding, NetTuple
+from sensor.names import text
 from sensor.store.prune import TABLES, PruneResult, prune_rows
 from sensor.store.query import Query, record_matches, short_host
 from sensor.store.schema import (
@@ -277,7 +278,7 @@ class FindingStore:
         """A rescanned file: its earlier findings are deleted and `rows` stored, in one transaction."""
         stmt = self._insert_new(findings, "event_id")
         with self._errors(), self._engine.begin() as conn:
-            conn.execute(delete(findings).where(findings.c.path == path, findings.c.host.is_not(None)))
+            conn.execute(delete(findings).where(findings.c.path == text(path), findings.c.host.is_not(None)))
             if not rows:
                 return 0
             return len(conn.execute(stmt, [_row_params(run_id, row) for row in rows]).all())
@@ -794,7 +795,7 @@ def host_event_key(e: HostEvent) -> str:
 
 def _host_params(run_id: int, e: HostEvent) -> dict[str, Any]:
     n = e.net
-    return {
+    params = {
         "event_key": host_event_key(e),
         "run_id": run_id,
         "ts": e.ts,
@@ -821,6 +822,8 @@ def _host_params(run_id: int, e: HostEvent) -> dict[str, Any]:
         "source": e.source,
         "record_id": e.record_id,
     }
+    # log text is stored as text: a lone surrogate (unpaired UTF-16) or NUL would be refused by the database
+    return {k: text(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
 def _host_event(r: Any) -> HostEvent:

@@ -41,6 +41,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(where, f"invalid YAML: {e.problem}") from None
     except yaml.YAMLError as e:
         raise ConfigError(str(path), f"invalid YAML: {e}") from None
+    except (ValueError, TypeError, RecursionError) as e:  # PyYAML's own: a date like 2026-13-01, deep nesting
+        raise ConfigError(str(path), f"invalid YAML: {type(e).__name__}: {e}") from None
     if data is None:
         return {"__line__": 1}
     if not isinstance(data, dict):

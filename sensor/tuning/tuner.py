@@ -49,7 +49,8 @@ def _entry(raw: dict[str, Any], path: Path) -> Entry:
     where = _where(path, raw)
     unknown = set(raw) - ENTRY_KEYS
     if unknown:
-        raise ConfigError(where, f"unknown keys: {', '.join(sorted(unknown))} (match keys: {', '.join(MATCH_KEYS)})")
+        keys = ", ".join(sorted(map(str, unknown)))  # YAML keys may be numbers or null
+        raise ConfigError(where, f"unknown keys: {keys} (match keys: {', '.join(MATCH_KEYS)})")
     match = Matcher.parse(raw, where)
     if match.empty():
         raise ConfigError(where, f"an entry needs at least one match key ({', '.join(MATCH_KEYS)})")
@@ -67,7 +68,7 @@ def _threshold(raw: dict[str, Any], path: Path) -> Threshold:
     where = _where(path, raw)
     unknown = set(raw) - THRESHOLD_KEYS
     if unknown:
-        raise ConfigError(where, f"unknown keys: {', '.join(sorted(unknown))}")
+        raise ConfigError(where, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
     track = tuple(str(k) for k in (raw.get("track") or ("host", "rule", "destination")))
     bad = [k for k in track if k not in TRACK_KEYS]
     if bad:
@@ -101,7 +102,8 @@ class Tuner:
         data = read_yaml(path)
         unknown = set(data) - {"suppress", "thresholds", "__line__"}
         if unknown:
-            raise ConfigError(f"{path}:1", f"unknown sections: {', '.join(sorted(unknown))} (suppress, thresholds)")
+            names = ", ".join(sorted(map(str, unknown)))
+            raise ConfigError(f"{path}:1", f"unknown sections: {names} (suppress, thresholds)")
         entries = [_entry(raw, path) for raw in _list(data, "suppress", path)]
         thresholds = [_threshold(raw, path) for raw in _list(data, "thresholds", path)]
         for kind, names in (("entry", [e.name for e in entries]), ("threshold", [t.name for t in thresholds])):

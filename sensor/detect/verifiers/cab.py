@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from sensor.detect.verifiers.base import Context, Verified, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
+from sensor.names import from_bytes
 
 _HDR = struct.Struct("<4sIIIIIBBHHH")
 COMPRESSION = {0: "none", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
@@ -104,8 +105,7 @@ class CabVerifier:
                 return None
             inner += int.from_bytes(ent[0:4], "little")
             if len(names) < ctx.limits.max_names:
-                utf8 = int.from_bytes(ent[14:16], "little") & 0x80
-                names.append(raw_name.decode("utf-8" if utf8 else "cp1252", "replace"))
+                names.append(from_bytes(raw_name))
             pos += nul + 1
         return names, inner
 

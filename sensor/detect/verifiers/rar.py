@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from sensor.detect.verifiers.base import Context, Verified, verifiers
 from sensor.model import Buffer, Candidate, Checksum, Format, Proof
+from sensor.names import from_bytes
 
 RAR4 = b"Rar!\x1a\x07\x00"
 RAR5 = b"Rar!\x1a\x07\x01\x00"
@@ -113,7 +114,7 @@ class RarVerifier:
                 method = body[23]
                 nsize = int.from_bytes(body[24:26], "little")
                 base = 30 + (8 if flags & 0x100 else 0)
-                name = body[base : base + nsize].split(b"\x00", 1)[0].decode("utf-8", "replace")
+                name = from_bytes(body[base : base + nsize].split(b"\x00", 1)[0])
                 if len(w.names) < ctx.limits.max_names:
                     w.names.append(name)
                 w.inner += unp
@@ -206,7 +207,7 @@ class RarVerifier:
         if r is None:
             return
         nlen, p = r
-        name = h[p : p + nlen].decode("utf-8", "replace")
+        name = from_bytes(h[p : p + nlen])
         if len(w.names) < ctx.limits.max_names:
             w.names.append(name)
         w.inner += unp
