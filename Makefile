@@ -77,6 +77,7 @@ bench: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net
 	$(PY) bench/bench_core.py $(BENCH_DATA)-net
 	$(PY) bench/bench_flood.py $(BENCH_DATA)-flood
+	$(PY) bench/bench_noise.py $(BENCH_DATA)-noise
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net
@@ -90,6 +91,7 @@ bench-quick: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(PY) bench/bench_net.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_core.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_flood.py $(BENCH_DATA)-flood --quick
+	$(PY) bench/bench_noise.py $(BENCH_DATA)-noise --quick
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick

@@ -69,18 +69,27 @@ def stable_id(namespace: uuid.UUID, key: str) -> str:
 def clean_record(record: dict[str, Any]) -> dict[str, Any]:
     """`record` (an ECS record, changed in place) with every string made `text`; where one was not, a sibling
     `<key>_bytes` holds its exact bytes in hex (for a list of strings, a list with null where they agree)."""
-    for key, value in list(record.items()):
-        if isinstance(value, str):
-            if not is_text(value):
-                record[key] = text(value)
-                record[key + BYTES_SUFFIX] = to_bytes(value).hex()
-        elif isinstance(value, dict):
+    changed: list[tuple[str, Any]] | None = None
+    for key, value in record.items():
+        kind = type(value)
+        if kind is str:
+            if not (value.isascii() and "\x00" not in value) and not is_text(value):  # the cheap test first
+                changed = changed or []
+                changed.append((key, value))
+        elif kind is dict:
             clean_record(value)
-        elif isinstance(value, list) and value:
-            if any(isinstance(x, str) and not is_text(x) for x in value):
-                record[key + BYTES_SUFFIX] = [exact_hex(x) if isinstance(x, str) else None for x in value]
-                record[key] = [text(x) if isinstance(x, str) else x for x in value]
+        elif kind is list and value:
+            if any(type(x) is str and not (x.isascii() and "\x00" not in x) and not is_text(x) for x in value):
+                changed = changed or []
+                changed.append((key, value))
             for x in value:
-                if isinstance(x, dict):
+                if type(x) is dict:
                     clean_record(x)
+    for key, value in changed or ():
+        if type(value) is str:
+            record[key] = text(value)
+            record[key + BYTES_SUFFIX] = to_bytes(value).hex()
+        else:
+            record[key + BYTES_SUFFIX] = [exact_hex(x) if type(x) is str else None for x in value]
+            record[key] = [text(x) if type(x) is str else x for x in value]
     return record

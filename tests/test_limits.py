@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import random
 import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,71 @@ def test_deep_base64_of_anything_is_flagged_not_just_of_known_headers(tmp_path):
     long string."""
     _, stats, _ = _scan(tmp_path, _json_upload(tmp_path, _nested(16, b"just some words " * 64), "text.pcap"))
     assert stats["limits"] == {"depth": 1}
+
+
+# -- caps on one staged file: counted in the run record and the summary, and shown on the finding ------------------
+
+STAGED = "Users/bob/AppData/Local/Temp"
+
+
+def _scan_staged(tmp: Path, files: dict[str, bytes], limits: str) -> tuple[list[dict], dict, str]:
+    folder = tmp / "tree" / STAGED
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    cfg = tmp / "sw.toml"
+    cfg.write_text(f"[limits]\n{limits}\n")
+    db, out = tmp / "s.db", tmp / "o.jsonl"
+    cmd = [sys.executable, "-m", "sensor", "scan", "--config", str(cfg), "--db", str(db), "--jsonl", str(out)]
+    done = subprocess.run([*cmd, str(tmp / "tree")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as conn:
+        (stats,) = conn.execute("select stats from runs").fetchone()
+    return [json.loads(line) for line in out.read_text().splitlines()], json.loads(stats), done.stderr
+
+
+def _limits_on(rec: dict) -> dict[str, int]:
+    return {h["limit"]: h["value"] for h in rec["stagewatch"].get("limits", [])}
+
+
+def test_output_cap_stops_a_member_counts_it_and_shows_it_on_the_finding(tmp_path):
+    bomb = gzip.compress(b"\x00" * (8 << 20))  # 8 MiB of output from 8 KiB
+    found, stats, err = _scan_staged(tmp_path, {"rows.gz": bomb}, "max_output = 1048576\nmax_ratio = 100000")
+    (rec,) = found
+    assert _limits_on(rec).get("output_bytes", 0) >= 1 << 20
+    assert stats["limits"].get("output_bytes") == 1
+    assert "output_bytes 1" in err
+
+
+def test_ratio_cap_stops_a_bomb_counts_it_and_shows_it_on_the_finding(tmp_path):
+    bomb = gzip.compress(b"\x00" * (16 << 20))
+    found, stats, _ = _scan_staged(tmp_path, {"rows.gz": bomb}, "max_ratio = 50")
+    (rec,) = found
+    assert "ratio" in _limits_on(rec)
+    assert stats["limits"].get("ratio") == 1
+
+
+def test_entry_listing_cap_is_counted_and_shown(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(40):
+            z.writestr(f"part{i:03d}.csv", b"a,b\n%d,%d\n" % (i, i) * 20)
+    found, stats, _ = _scan_staged(tmp_path, {"parts.zip": buf.getvalue()}, "max_entries = 10")
+    (rec,) = [r for r in found if r["stagewatch"]["format"] == "zip"]
+    assert _limits_on(rec) == {"entries": 10}
+    assert stats["limits"].get("entries") == 1
+
+
+def test_encoded_run_cap_decodes_that_much_and_counts_it(tmp_path):
+    text = b"data=" + base64.b64encode(MEMBER + random.Random(1).randbytes(200_000))
+    found, stats, err = _scan_staged(tmp_path, {"post.txt": text}, "max_encoded = 65536")
+    assert stats["limits"].get("encoded_bytes", 0) >= 1  # once per capped window of the run that was decoded
+    assert "longer than 65536 bytes; decoded that much" in err
+    assert [r["stagewatch"]["format"] for r in found] == ["gzip"]  # its start decoded: the member is still seen
+
+
+def test_candidate_flood_is_counted_not_silently_dropped(tmp_path):
+    flood = b"x\x9c" * 60_000 + gzip.compress(b"rows " * 2000)
+    found, stats, err = _scan_staged(tmp_path, {"flood.bin": flood}, "candidate_flood = 1000")
+    assert stats["limits"].get("candidates", 0) >= 1
+    assert "limits hit" in err and "candidates" in err

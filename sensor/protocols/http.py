@@ -31,9 +31,13 @@ from sensor.protocols.base import Wire, extractors
 
 MAX_HEADER = 64 * 1024
 MAX_CHUNK_LINE = 1024
+MAX_TARGET = 16384
 REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{1,23}) ([^\s]{1,16384}) HTTP/(\d)\.(\d)\r?$")
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?:[ \t][^\r\n]*)?\r?$")
 SNIFF_REQUEST = re.compile(rb"[A-Z][A-Z0-9_-]{1,23} [^\s]+ HTTP/1\.[01]\r?\n")
+# what a request line cut anywhere before its end can look like after a known method: the target, then any
+# prefix of " HTTP/1.0" (a sender chooses where its segments end)
+PARTIAL_TARGET = re.compile(rb"[^\s]*(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.[01]?)?)?)?)?)?)?)?\r?)?")
 METHODS = (
     b"GET ",
     b"POST ",
@@ -120,6 +124,13 @@ def _parse_head(block: bytes, offset: int) -> Head | None:
     return head
 
 
+def _partial(client: bytes, method: bytes) -> bool:
+    """`client` can still become a request line of `method` (it stops anywhere before the line end)."""
+    if method.startswith(client):
+        return True
+    return client.startswith(method) and PARTIAL_TARGET.fullmatch(client, len(method)) is not None
+
+
 def _name(head: Head, request: Head | None) -> str | None:
     """`file.name`: Content-Disposition's filename, else the URL path's last segment."""
     disp = head.get("content-disposition")
@@ -148,8 +159,9 @@ class Http:
             line = client.split(b"\n", 1)
             if SNIFF_REQUEST.match(client):
                 return True
-            if len(line) == 1 and len(client) < 64 and any(m.startswith(client[:8]) for m in METHODS):
-                return None  # a request line cut across segments
+            cut = len(line) == 1 and len(client) <= MAX_TARGET + 64  # a request line cut before its end
+            if cut and any(_partial(client, m) for m in METHODS):
+                return None
             return False
         if server.startswith(b"HTTP/1."):
             return True

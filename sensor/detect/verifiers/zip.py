@@ -147,6 +147,9 @@ class ZipVerifier:
                 break
             if entries >= ctx.limits.max_entries:
                 limits.append(LimitHit(Limit.ENTRIES, ctx.where, entries))
+                listed_to = self._directory_of(data, off, pos)  # the rest is this archive's, not new ones
+                if listed_to is not None:
+                    pos = listed_to
                 break
             check = self._entry(data, e, ctx, limits)
             if e.nul and check.status is not Status.OK:
@@ -277,6 +280,36 @@ class ZipVerifier:
         if nxt[:2] == b"PK" or len(nxt) < 4:
             return base + 12
         return base + 20 if bytes(data[base + 20 : base + 22]) == b"PK" else base + 12
+
+    @staticmethod
+    def _directory_of(data: Buffer, off: int, pos: int) -> int | None:
+        """Where the central directory of the archive starting at `off` begins, found from its EOCD after `pos`
+        (an archive whose listing stopped at the entries cap still ends where its EOCD says)."""
+        step = 1 << 20
+        for start in range(pos, len(data), step - 21):
+            window = bytes(data[start : start + step])
+            i = window.find(EOCD)
+            while i >= 0 and i + 22 <= len(window):
+                at = start + i
+                size, offset = _EOCD.unpack(window[i : i + 22])[5:7]
+                if off + offset + size != at:  # zip64 (more than 65,535 entries...): the locator names the record
+                    size, offset, at = ZipVerifier._zip64_directory(data, off, at)
+                if off + offset + size == at and bytes(data[off + offset : off + offset + 4]) == CENTRAL:
+                    return off + offset
+                i = window.find(EOCD, i + 1)
+        return None
+
+    @staticmethod
+    def _zip64_directory(data: Buffer, off: int, eocd: int) -> tuple[int, int, int]:
+        """(central directory size, its offset, where it must end) from the zip64 records before an EOCD."""
+        loc = bytes(data[eocd - 20 : eocd])
+        if len(loc) < 20 or loc[:4] != LOCATOR64:
+            return -1, -1, -1
+        rec_at = off + int.from_bytes(loc[8:16], "little")
+        rec = bytes(data[rec_at : rec_at + 56])
+        if len(rec) < 56 or rec[:4] != EOCD64 or rec_at + 56 > eocd - 20:
+            return -1, -1, -1
+        return int.from_bytes(rec[40:48], "little"), int.from_bytes(rec[48:56], "little"), rec_at
 
     @staticmethod
     def _central_end(data: Buffer, pos: int) -> int | None:
