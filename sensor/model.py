@@ -323,6 +323,7 @@ class ObjectRecord:
     layers: tuple[str, ...]
     truncated: bool
     app: AppMeta | None
+    limits: tuple[LimitHit, ...] = ()  # bounds hit while scanning it (a decode depth, an encoded run's cap...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,16 @@ from sensor.flow.decode import Decoder
 from sensor.flow.direction import HomeNet, ip_text
 from sensor.flow.reassembly import EndReason
 from sensor.flow.table import ACK, FIN, RST, SYN, TCP, Budget, Flow, FlowTable
-from sensor.model import ContentObject, Finding, FlowRecord, NetworkOrigin, ObjectRecord, Packet, Segment
+from sensor.model import (
+    ContentObject,
+    Finding,
+    FlowRecord,
+    LimitHit,
+    NetworkOrigin,
+    ObjectRecord,
+    Packet,
+    Segment,
+)
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
 
@@ -184,8 +193,10 @@ class NetScanner:
 
     def _object(self, obj: ContentObject, scan: bool) -> None:
         """One application object: scanned (unless its parts are), and recorded for --objects."""
+        limits: tuple[LimitHit, ...] = ()
         if scan:
             self.out.extend(self.det.scan(obj))
+            limits = tuple(self.det.object_limits)
         if self.objects and isinstance(obj.origin, NetworkOrigin):
             data = obj.data
             self.out.append(
@@ -199,6 +210,7 @@ class NetScanner:
                     layers=obj.layers,
                     truncated=obj.truncated,
                     app=obj.app,
+                    limits=limits,
                 )
             )
 

@@ -141,3 +141,16 @@ def test_candidate_flood_is_counted_not_silently_dropped(tmp_path):
     found, stats, err = _scan_staged(tmp_path, {"flood.bin": flood}, "candidate_flood = 1000")
     assert stats["limits"].get("candidates", 0) >= 1
     assert "limits hit" in err and "candidates" in err
+
+
+def test_a_limit_hit_on_an_object_without_a_finding_is_on_its_object_record(tmp_path):
+    """--objects: the body whose base64 nesting went past max_depth says so itself (a hunt can find it)."""
+    pcap = _json_upload(tmp_path, _nested(12), "b64x12-objects.pcap")
+    objects = tmp_path / "objects.jsonl"
+    cmd = [sys.executable, "-m", "sensor", "-q", "scan", "--no-db", "--jsonl", str(tmp_path / "f.jsonl")]
+    done = subprocess.run([*cmd, "--objects", str(objects), "--home-net", "10.0.0.0/8", str(pcap)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    recs = [json.loads(line) for line in objects.read_text().splitlines()]
+    hit = [r for r in recs if r["stagewatch"].get("limits")]
+    assert len(hit) == 1 and hit[0]["http"]["request"]["method"] == "POST"
+    assert [(h["limit"], h["value"]) for h in hit[0]["stagewatch"]["limits"]] == [("depth", 8)]

@@ -131,6 +131,7 @@ class Detector:
         self.engine: Engine = engine if engine is not None else self._compile()
         self.verifiers = {fmt: cls() for fmt, cls in verifiers.items()}
         self.sensitive = SensitiveNames(settings.sensitive_names)
+        self.object_limits: list[LimitHit] = []  # the bounds the last scan() hit, for its object's record
 
     def _limits(self) -> Limits:
         lim = self.settings.limits
@@ -170,6 +171,7 @@ class Detector:
         other finding (an alert, an encrypted zip appended to a PNG) comes as it is found.
         """
         self.stats.objects += 1
+        self.object_limits = []
         held: list[Finding] = []
         for f in self.scan_object(obj, Root(obj), 0):
             if f.kind is Kind.EVENT and f.reasons in severity.BY_DESIGN:
@@ -177,6 +179,11 @@ class Detector:
             else:
                 yield f
         yield from self.fold(held, obj)
+
+    def _limit(self, hit: LimitHit) -> None:
+        """A bound hit while scanning the current object: counted for the run, kept for the object's record."""
+        self.stats.limit(hit)
+        self.object_limits.append(hit)
 
     def fold(self, held: list[Finding], obj: ContentObject) -> list[Finding]:
         """One finding for a container's by-design members: the first, with their count, formats and bytes.
@@ -229,7 +236,7 @@ class Detector:
                 hits = self.engine.scan(view[pos:end], head=at_start and pos == 0)
             except EngineTimeout:
                 hit = LimitHit(Limit.TIME, f"{where}: window at {pos}", lim.yara_timeout)
-                self.stats.limit(hit)
+                self._limit(hit)
                 logger.warning("{}: rule scan of the window at {} stopped after {} s", where, pos, lim.yara_timeout)
                 hits = []
             window_cands = runs = 0
@@ -261,7 +268,7 @@ class Detector:
                         hints.append(Hint(m.encoding, at))
             if window_cands + runs > lim.candidate_flood:
                 hit = LimitHit(Limit.CANDIDATES, f"{where}: window at {pos}", window_cands + runs)
-                self.stats.limit(hit)
+                self._limit(hit)
                 logger.warning(
                     "{}: candidate flood: {} zlib-like headers in the 1 MiB window at {} ({} in repeated runs); "
                     "the first {} others verified",
@@ -325,7 +332,7 @@ class Detector:
                 continue
             if depth >= self.limits.max_depth:
                 hit = LimitHit(Limit.DEPTH, where, depth)
-                self.stats.limit(hit)
+                self._limit(hit)
                 logger.warning(
                     "{}: encoding depth limit {} reached; {} run at {} not decoded",
                     where,
@@ -338,7 +345,7 @@ class Detector:
                 bisect.insort(done, (peeled.start, peeled.end))
                 if peeled.capped:
                     hit = LimitHit(Limit.ENCODED_BYTES, where, peeled.end - peeled.start)
-                    self.stats.limit(hit)
+                    self._limit(hit)
                     logger.warning(
                         "{}: {} run at {} longer than {} bytes; decoded that much",
                         where,
@@ -387,7 +394,7 @@ class Detector:
             return
         self.stats.verified[fmt] += 1
         for hit in v.limits:
-            self.stats.limit(hit)
+            self._limit(hit)
 
     # -- findings ---------------------------------------------------------------------------
     def finding(

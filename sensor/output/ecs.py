@@ -202,6 +202,8 @@ def object_record(r: ObjectRecord) -> dict[str, Any]:
             "flow": {"start": iso(o.flow_start), "client_to_server": o.client_to_server},
         },
     }
+    if r.limits:
+        record["stagewatch"]["limits"] = [{"limit": str(h.limit), "value": h.value, "where": h.where} for h in r.limits]
     record.update(app_fields(r.app))
     return clean_record(record)
 
