@@ -154,3 +154,50 @@ def test_a_limit_hit_on_an_object_without_a_finding_is_on_its_object_record(tmp_
     hit = [r for r in recs if r["stagewatch"].get("limits")]
     assert len(hit) == 1 and hit[0]["http"]["request"]["method"] == "POST"
     assert [(h["limit"], h["value"]) for h in hit[0]["stagewatch"]["limits"]] == [("depth", 8)]
+
+
+# -- network caps: counted in the run record's network counters and shown on the summary's network row ----------
+
+
+def test_network_caps_are_counted_in_the_run_record_and_the_summary(tmp_path):
+    """Stream depth, the flow cap, the memory cap and the fragment buffer, each hit by one capture with small
+    limits (FTP transfers that wait in vain: tests/test_smtp_ftp.py, ftp.expired)."""
+    from scapy.all import IP, UDP, Ether, Raw, fragment
+
+    from tests.netbuild import BASE_TIME, Conv
+
+    big = random.Random(5).randbytes(300_000)
+    convs = [Conv("10.0.0.5", 40000, "203.0.113.9", 8000, [("c2s", big)], start=BASE_TIME)]  # past stream_depth
+    convs += [  # more open flows than max_flows, each holding bytes against the memcap
+        Conv("10.0.0.6", 41000 + i, "203.0.113.10", 9000, [("c2s", random.Random(i).randbytes(3000))], close=None,
+             start=BASE_TIME + 1 + i * 0.01)
+        for i in range(40)
+    ]  # fmt: skip
+    pkts = [p for c in convs for p in segments(c)]
+    datagram = IP(src="10.0.0.7", dst="203.0.113.11", id=7) / UDP(sport=5000, dport=5001) / Raw(b"d" * 6000)
+    frags = [Ether() / f for f in fragment(datagram, fragsize=500)]
+    for n, f in enumerate(frags):
+        f.time = BASE_TIME + 2 + n * 0.001
+    pcap = write_pcap(tmp_path / "caps.pcap", sorted([*pkts, *frags], key=lambda p: float(p.time)))
+    runs = {  # the flow cap first reached in one run, the memory cap in the other
+        "stream_depth = 65536\nmax_flows = 10\nmax_fragments = 4": (
+            "depth_hits",
+            "flow_cap_evictions",
+            "fragments_evicted",
+        ),
+        "memcap = 100000": ("evictions",),
+    }  # fmt: skip
+    for n, (limits, counters) in enumerate(runs.items()):
+        cfg, db = tmp_path / f"sw{n}.toml", tmp_path / f"s{n}.db"
+        cfg.write_text(f"[limits]\n{limits}\n")
+        cmd = [sys.executable, "-m", "sensor", "scan", "--config", str(cfg), "--db", str(db), "--jsonl", "/dev/null"]
+        done = subprocess.run(
+            [*cmd, "--home-net", "10.0.0.0/8", str(pcap)], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(db) as conn:
+            (stats,) = conn.execute("select stats from runs").fetchone()
+        net = json.loads(stats)["net"]
+        for counter in counters:
+            assert net.get(counter, 0) >= 1, (counter, net)
+            assert counter in done.stderr, (counter, done.stderr[-1500:])
