@@ -84,6 +84,9 @@ def _members() -> dict[str, bytes]:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("export/rows.csv", TEXT)
         z.writestr("r\u00e9sum\u00e9.txt", b"x" * 300)
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("inner.zip", buf.getvalue())  # a zip in a zip: its entries are listed too
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w:bz2") as t:
         info = tarfile.TarInfo("stage/rows.csv")
@@ -97,6 +100,7 @@ def _members() -> dict[str, bytes]:
         "xz": lzma.compress(TEXT),
         "lzma": lzma.compress(TEXT, format=lzma.FORMAT_ALONE),
         "zip": buf.getvalue(),
+        "zip-in-zip": outer.getvalue(),
         "tar": tar.getvalue(),
     }
 
@@ -166,8 +170,9 @@ def seeds() -> dict[str, dict[str, bytes]]:
 
     formats = sorted(verifiers.names())
     for name, data in members.items():
-        if name in formats:
-            out["verify"][name] = bytes([formats.index(name)]) + data
+        fmt = name.split("-")[0]
+        if fmt in formats:
+            out["verify"][name] = bytes([formats.index(fmt)]) + data
     out["content"]["b64"] = bytes([0, 0]) + b"x=" + base64.b64encode(members["gzip"])
     out["content"]["hex"] = bytes([1, 0]) + members["zlib"].hex().encode()
     out["content"]["multipart"] = (

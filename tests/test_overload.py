@@ -180,3 +180,37 @@ def test_hostile_zips_are_bounded_counted_and_found(tmp_path, kind):
             (stats,) = conn.execute("select stats from runs").fetchone()
         assert json.loads(stats)["limits"]["entries"] == 1
         assert "entries" in done.stderr
+
+
+def _nested_zips(depth: int, method: int) -> bytes:
+    data, name = b"account,amount\n" * 400, "rows.csv"
+    for level in range(depth):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", method) as z:
+            z.writestr(name, data)
+        data, name = buf.getvalue(), f"level{level}.zip"
+    return data
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_zips_inside_zips_are_listed_to_the_depth_cap_and_counted_beyond_it(tmp_path, method):
+    """Six deep: every level's entries are listed as outer!inner names on the one finding. Twelve deep: the
+    listing stops at [limits] max_depth (8) and the depth limit is on the finding and in the run record."""
+    root = tmp_path / "tree" / STAGED
+    root.mkdir(parents=True)
+    (root / "six.zip").write_bytes(_nested_zips(6, method))
+    (root / "twelve.zip").write_bytes(_nested_zips(12, method))
+    db, out = tmp_path / "s.db", tmp_path / "o.jsonl"
+    done = _cli("scan", str(tmp_path / "tree"), "--db", str(db), "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    recs = {json.loads(line)["file"]["name"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert sorted(recs) == ["six.zip", "twelve.zip"]  # one finding each: the inner archives are listed, not re-found
+    six = recs["six.zip"]["stagewatch"]
+    assert six["inner"]["names"][-1] == "level4.zip!level3.zip!level2.zip!level1.zip!level0.zip!rows.csv"
+    assert len(six["inner"]["names"]) == 6 and not six.get("limits")
+    twelve = recs["twelve.zip"]["stagewatch"]
+    assert len(twelve["inner"]["names"]) == 8
+    assert [h["limit"] for h in twelve["limits"]] == ["depth"]
+    with sqlite3.connect(db) as conn:
+        (stats,) = conn.execute("select stats from runs").fetchone()
+    assert json.loads(stats)["limits"] == {"depth": 1}

@@ -50,6 +50,7 @@ class Context:
     at_object_start: bool
     declared: Format | None = None  # the protocol says the object is this (Content-Encoding)
     decoded: StreamDecode | None = None  # the member at the object's start, already decoded by the protocol layer
+    nesting: int = 0  # archives this one sits inside (a zip in a zip is listed too, to [limits] max_depth)
 
 
 def inflate_stream(

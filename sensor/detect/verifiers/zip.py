@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import ClassVar
 
@@ -14,6 +14,7 @@ from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, 
 from sensor.names import from_bytes
 
 LOCAL = b"PK\x03\x04"
+NESTED_MAX = 64 << 20  # bytes of a zip entry kept to list the entries of the zip it is
 CENTRAL = b"PK\x01\x02"
 EOCD = b"PK\x05\x06"
 EOCD64 = b"PK\x06\x06"
@@ -121,6 +122,26 @@ class EntryCheck:
     status: Status
     end: int  # end of the entry's data (before any data descriptor)
     head: bytes | None = None
+    nested: bytes | None = None  # the entry's data when it is itself a zip archive (to list its entries)
+
+
+class _Nested:
+    """An entry's decoded bytes, kept only while they can be a zip archive and fit under `cap`."""
+
+    def __init__(self, cap: int) -> None:
+        self.buf: bytearray | None = bytearray() if cap > 0 else None
+        self.cap = cap
+
+    def take(self, piece: bytes) -> None:
+        buf = self.buf
+        if buf is None:
+            return
+        buf += piece
+        if len(buf) >= 4 and buf[:4] != LOCAL or len(buf) > self.cap:
+            self.buf = None
+
+    def result(self) -> bytes | None:
+        return bytes(self.buf) if self.buf is not None and self.buf[:4] == LOCAL else None
 
 
 @verifiers.register(Format.ZIP)
@@ -168,6 +189,8 @@ class ZipVerifier:
             counts[check.status] += 1
             if len(names) < ctx.limits.max_names:
                 names.append(e.name)
+            if check.status is Status.OK and check.nested is not None:
+                self._list_nested(check.nested, e.name, cand, ctx, names, limits)
             if check.status is Status.BAD and len(failed) < FAILED_NAMES:
                 failed.append(e.name)
             inner += e.usize
@@ -217,6 +240,20 @@ class ZipVerifier:
             detail=f"{entries} entries" + (f", {aes}" if aes else ", ZipCrypto" if encrypted else ""),
         )
 
+    def _list_nested(
+        self, inner: bytes, name: str, cand: Candidate, ctx: Context, names: list[str], limits: list[LimitHit]
+    ) -> None:
+        """The entries of a zip inside this one, named outer!inner, to [limits] max_depth archives deep."""
+        if ctx.nesting + 1 >= ctx.limits.max_depth:
+            limits.append(LimitHit(Limit.DEPTH, f"{ctx.where}: zip in {name}", ctx.nesting + 1))
+            return
+        sub = self.verify(inner, Candidate(cand.rule, Format.ZIP, 0), replace(ctx, nesting=ctx.nesting + 1))
+        if sub is None:
+            return
+        room = ctx.limits.max_names - len(names)
+        names.extend(f"{name}!{n}" for n in sub.names[: max(0, room)])
+        limits.extend(sub.limits)
+
     def _entry(self, data: Buffer, e: Entry, ctx: Context, limits: list[LimitHit]) -> EntryCheck:
         """Check one entry's data against its header."""
         n = len(data)
@@ -243,11 +280,14 @@ class ZipVerifier:
             head = piece[: ctx.limits.inner_head]
             if end > n:
                 return EntryCheck(Status.CUT, n, head)
-            return EntryCheck(Status.OK if zlib.crc32(piece) == e.crc else Status.BAD, end, head)
+            nested = piece if piece[:4] == LOCAL else None
+            return EntryCheck(Status.OK if zlib.crc32(piece) == e.crc else Status.BAD, end, head, nested)
         crc = [0]
+        keep = _Nested(min(ctx.limits.max_output, NESTED_MAX))
 
         def observe(piece: bytes) -> None:
             crc[0] = zlib.crc32(piece, crc[0])
+            keep.take(piece)
 
         stop = e.data_start + e.csize if known else None
         dec = decompress.run(decompress.inflate_codec(-15), data, e.data_start, ctx.limits, ctx.where, (observe,), stop)
@@ -270,7 +310,7 @@ class ZipVerifier:
             desc = bytes(data[end + k : end + k + 4])
             if len(desc) == 4:
                 want = int.from_bytes(desc, "little")
-        return EntryCheck(Status.OK if want == crc[0] else Status.BAD, end, dec.head)
+        return EntryCheck(Status.OK if want == crc[0] else Status.BAD, end, dec.head, keep.result())
 
     @staticmethod
     def _skip_descriptor(data: Buffer, pos: int) -> int:
