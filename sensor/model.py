@@ -65,6 +65,7 @@ class Limit(StrEnum):
     CANDIDATES = "candidates"
     ENTRIES = "entries"
     ENCODED_BYTES = "encoded_bytes"
+    MEMORY = "memory"  # a decoder asked for more memory than allowed (an LZMA dictionary of 2 GiB)
 
 
 class Packet(NamedTuple):

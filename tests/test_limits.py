@@ -201,3 +201,15 @@ def test_network_caps_are_counted_in_the_run_record_and_the_summary(tmp_path):
         for counter in counters:
             assert net.get(counter, 0) >= 1, (counter, net)
             assert counter in done.stderr, (counter, done.stderr[-1500:])
+
+
+def test_an_lzma_header_asking_for_a_huge_dictionary_is_a_memory_limit_not_an_allocation():
+    """Found by fuzzing (fuzz/corpus/verify/lzma-2gib-dictionary): a 12-byte .lzma header asking for a 2 GiB
+    dictionary made liblzma allocate it (the fuzzer's 2 GiB RSS limit stopped it). Decoders now run under a
+    128 MiB memory limit, and reaching it is a `memory` limit hit."""
+    from sensor.config import Limits
+    from sensor.content import decompress
+
+    header = b"\x5d" + (1 << 31).to_bytes(4, "little") + b"\xff" * 8 + b"\x00" * 16
+    dec = decompress.run(decompress.lzma_alone_codec(), header, 0, Limits(), "test")
+    assert dec.limit is not None and dec.limit.limit == "memory" and dec.output == 0

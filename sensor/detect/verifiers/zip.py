@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from sensor.content import decompress
+from sensor.detect.inner import zip_document_type
 from sensor.detect.verifiers.base import Context, Verified, verifiers
 from sensor.model import Buffer, Candidate, Checksum, ChecksumFailures, Format, Limit, LimitHit, Proof
 from sensor.names import from_bytes
@@ -248,8 +249,8 @@ class ZipVerifier:
             limits.append(LimitHit(Limit.DEPTH, f"{ctx.where}: zip in {name}", ctx.nesting + 1))
             return
         sub = self.verify(inner, Candidate(cand.rule, Format.ZIP, 0), replace(ctx, nesting=ctx.nesting + 1))
-        if sub is None:
-            return
+        if sub is None or zip_document_type(sub.names or [], sub.head):
+            return  # not a zip after all, or a document (OOXML, ODF, JAR...) that is a zip inside: listed by name
         room = ctx.limits.max_names - len(names)
         names.extend(f"{name}!{n}" for n in sub.names[: max(0, room)])
         limits.extend(sub.limits)
