@@ -213,3 +213,11 @@ def test_an_lzma_header_asking_for_a_huge_dictionary_is_a_memory_limit_not_an_al
     header = b"\x5d" + (1 << 31).to_bytes(4, "little") + b"\xff" * 8 + b"\x00" * 16
     dec = decompress.run(decompress.lzma_alone_codec(), header, 0, Limits(), "test")
     assert dec.limit is not None and dec.limit.limit == "memory" and dec.output == 0
+
+
+def test_a_candidate_stopped_by_the_memory_limit_is_counted_though_it_does_not_verify(tmp_path):
+    header = b"\x5d" + (1 << 31).to_bytes(4, "little") + b"\xff" * 8 + b"\x00" + random.Random(2).randbytes(4000)
+    found, stats, err = _scan_staged(tmp_path, {"big-dictionary.lzma": header}, "max_depth = 8")
+    assert not found
+    assert stats["limits"] == {"memory": 1}
+    assert "memory 1" in err

@@ -293,7 +293,7 @@ class Detector:
         cands, hints = self.candidates(data, where)
         spans: list[tuple[int, int]] = []
         covered = 0  # candidates come in offset order, so "inside a member" is "before its end"
-        ctx = Context(self.limits, where, at_object_start=True, declared=obj.declared, decoded=obj.decoded)
+        ctx = Context(self.limits, where, at_object_start=True, declared=obj.declared, decoded=obj.decoded, unproven=[])
         for cand in cands:
             if cand.offset < covered:
                 continue
@@ -381,6 +381,10 @@ class Detector:
                 "{}: offset {}: {} verifier failed: {}: {}", ctx.where, cand.offset, cand.format, type(e).__name__, e
             )
             v = None
+        if ctx.unproven:
+            for hit in ctx.unproven:
+                self._limit(hit)
+            ctx.unproven.clear()
         if count:
             self.tally(cand, v)
         return v

@@ -144,7 +144,7 @@ class StreamScanner:
         if not self.cands or (not final and self.end_off < self.retry_at):
             return
         obj = self._object()
-        ctx = Context(self.det.limits, self._where(), at_object_start=self.base == self.obj_start)
+        ctx = Context(self.det.limits, self._where(), at_object_start=self.base == self.obj_start, unproven=[])
         while self.cands:
             cand = self.cands[0]
             if cand.offset < self.covered:

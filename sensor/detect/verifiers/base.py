@@ -51,6 +51,9 @@ class Context:
     declared: Format | None = None  # the protocol says the object is this (Content-Encoding)
     decoded: StreamDecode | None = None  # the member at the object's start, already decoded by the protocol layer
     nesting: int = 0  # archives this one sits inside (a zip in a zip is listed too, to [limits] max_depth)
+    # bounds that stopped a candidate before it could be proven: the detector counts them (a verifier that
+    # returns None has no other way to say "I was stopped", and a limit must never be silent)
+    unproven: list[LimitHit] | None = None
 
 
 def inflate_stream(

@@ -41,6 +41,8 @@ class LzmaVerifier:
         dec = decompress.run(decompress.lzma_alone_codec(), data, off, ctx.limits, ctx.where, observers)
         verdict = judge_stream(dec, None, has_check=False)
         if verdict is None or (dec.eof and size == UNKNOWN_SIZE and dec.output == 0):
+            if dec.limit is not None and ctx.unproven is not None:
+                ctx.unproven.append(dec.limit)  # stopped (a 2 GiB dictionary...), not disproven: counted
             return None
         lc, rest = h[0] % 9, h[0] // 9
         return stream_member(
