@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from loguru import logger
 
@@ -225,28 +225,48 @@ def _pcap(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator[l
     records = native.pick("pcap_records", pcap_records)
     big = order == ">"
     off = 24
-    base = 0  # file offset of buf[0]
     index = 0
-    while True:
-        batch: list[Packet] = []
+
+    def step(buf: bytes, off: int, base: int, batch: list[Packet]) -> tuple[int, int, InputError | None]:
+        nonlocal index
         off, index, nbytes, bad = records(buf, off, big, float(units), linktype, index, path, MAX_RECORD, batch)
-        if batch:
-            stats.packets += len(batch)
-            stats.packet_bytes += nbytes
-            yield batch
-        if bad >= 0:
-            what = f"record {index + 1} at byte {base + off}: captured length {bad} is not credible"
-            raise InputError(path, what, "format")
-        more = stream.read()
-        if not more:
-            break
-        base += off
-        buf = buf[off:] + more
-        off = 0
+        what = f"record {index + 1} at byte {base + off}: captured length {bad} is not credible"
+        return off, nbytes, InputError(path, what, "format") if bad >= 0 else None
+
+    buf, off = yield from _batches(stream, buf, off, step, stats)
     left = len(buf) - off
     if left or stream.cut:
         want = 16 + (_BIG_RECORD if big else _LITTLE_RECORD)(buf, off)[2] if left >= 16 else 16
         _cut(path, stats, index + 1, left, want)
+
+
+Step = Callable[[bytes, int, int, list[Packet]], tuple[int, int, "InputError | None"]]
+
+
+Batches = Generator[list[Packet], None, tuple[bytes, int]]  # the batches, then (buffer, offset) at the end
+
+
+def _batches(stream: _Stream, buf: bytes, off: int, step: Step, stats: RunStats) -> Batches:
+    """The record loop both formats share: `step(buf, off, base, batch)` cuts the whole records of `buf` from
+    `off` (base: the file offset of buf[0]) into `batch` and returns (offset after them, captured bytes, the
+    framing error that stopped it or None); each batch is counted and handed out, then the buffer refilled.
+    Returns the buffer and offset where the data ran out (a record cut off there is the caller's to report)."""
+    base = 0
+    while True:
+        batch: list[Packet] = []
+        off, nbytes, bad = step(buf, off, base, batch)
+        if batch:
+            stats.packets += len(batch)
+            stats.packet_bytes += nbytes
+            yield batch
+        if bad is not None:
+            raise bad
+        more = stream.read()
+        if not more:
+            return buf, off
+        base += off
+        buf = buf[off:] + more
+        off = 0
 
 
 def _interface(buf: bytes, off: int, end: int, order: str) -> tuple[int, int, int, int]:
@@ -368,22 +388,7 @@ def _pcapng(path: str, stream: _Stream, buf: bytes, stats: RunStats) -> Iterator
     loop is the compiled core's when it loaded (sensor/native.py), this module's `pcapng_blocks` otherwise."""
     blocks = native.pick("pcapng_blocks", pcapng_blocks)
     st = NgState()
-    off = base = 0
-    while True:
-        batch: list[Packet] = []
-        off, nbytes, bad = blocks(buf, off, base, st, path, batch)
-        if batch:
-            stats.packets += len(batch)
-            stats.packet_bytes += nbytes
-            yield batch
-        if bad is not None:
-            raise bad
-        more = stream.read()
-        if not more:
-            break
-        base += off
-        buf = buf[off:] + more
-        off = 0
+    buf, off = yield from _batches(stream, buf, 0, lambda b, o, base, out: blocks(b, o, base, st, path, out), stats)
     left = len(buf) - off
     if left or stream.cut:
         want = struct.unpack_from(st.order + "II", buf, off)[1] if left >= 8 else 8
