@@ -173,3 +173,40 @@ def test_wire_and_archive_names_of_every_byte_reach_every_output(tmp_path, store
     found = _cli("findings", "--db", *db, "--jsonl", "-", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert any(json.loads(line)["event"]["id"] == rec["event"]["id"] for line in found.stdout.splitlines())
+
+
+def test_names_in_a_host_log_are_kept_exactly(tmp_path):
+    """auditd prints a name holding a byte outside printable ASCII in hex; that name reaches the host finding
+    as text with U+FFFD and `_bytes` with the exact bytes, like a name read from disk (not as `\\xe9` text that
+    matches no file)."""
+    raw = b"/tmp/r\xe9sum\xff.gz"
+    argv = [b"python3", b"-c", b"import gzip; open('" + raw + b"','wb').write(gzip.compress(b'x'))"]
+
+    def head(kind: str, serial: int) -> str:
+        return f"type={kind} msg=audit(1700000000.{serial:03d}:{serial}): "
+
+    syscall = 'arch=c000003e success=yes ppid=1 pid=100 uid=0 comm="python3" exe="/usr/bin/python3.11"'
+    log = tmp_path / "audit.log"
+    log.write_text(
+        "\n".join(
+            [
+                head("SYSCALL", 1) + "syscall=59 exit=0 " + syscall,
+                head("EXECVE", 1) + "argc=3 " + " ".join(f"a{i}={a.hex().upper()}" for i, a in enumerate(argv)),
+                head("SYSCALL", 2) + "syscall=257 exit=3 " + syscall,
+                head("PATH", 2) + f"item=0 name={raw.hex().upper()} nametype=CREATE",
+            ]
+        )
+        + "\n"
+    )
+    db, out = tmp_path / "s.db", tmp_path / "o.jsonl"
+    done = _cli("scan", str(log), "--db", str(db), "--jsonl", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    recs = _lines(out)
+    (made,) = [r for r in recs if "file" in r]
+    assert bytes.fromhex(made["file"]["path_bytes"]) == raw
+    assert made["file"]["path"] == raw.decode("utf-8", "replace")
+    (started,) = [r for r in recs if "command_line" in r["process"]]
+    assert bytes.fromhex(started["process"]["command_line_bytes"]) == b" ".join(argv[:2]) + b' "' + argv[2] + b'"'
+    with sqlite3.connect(db) as conn:
+        paths = {p for (p,) in conn.execute("select target_file from host_events") if p}
+    assert paths == {raw.decode("utf-8", "replace")}

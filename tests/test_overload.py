@@ -25,6 +25,7 @@ import pytest
 
 from sensor.store.db import FindingStore
 from tests.conftest import need
+from tests.zipquine import zip_quine
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGED = "Users/bob/AppData/Local/Temp"
@@ -214,3 +215,26 @@ def test_zips_inside_zips_are_listed_to_the_depth_cap_and_counted_beyond_it(tmp_
     with sqlite3.connect(db) as conn:
         (stats,) = conn.execute("select stats from runs").fetchone()
     assert json.loads(stats)["limits"] == {"depth": 1}
+
+
+def test_a_zip_quine_is_verified_once_and_named_for_what_it_is(tmp_path):
+    """Russ Cox's r.zip (tests/zipquine.py): a zip whose entry is the zip itself. Alone it is one finding whose
+    entry is named as the archive itself, not listed again; inside another zip it is listed once beneath it."""
+    quine = zip_quine()
+    assert zipfile.ZipFile(io.BytesIO(quine)).read("r.zip") == quine  # what makes it a quine, checked by zipfile
+    root = tmp_path / "tree" / STAGED
+    root.mkdir(parents=True)
+    (root / "r.zip").write_bytes(quine)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("inside/r.zip", quine)
+    (root / "outer.zip").write_bytes(buf.getvalue())
+    out = tmp_path / "o.jsonl"
+    done = _cli("scan", str(tmp_path / "tree"), "--no-db", "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    recs = {json.loads(line)["file"]["name"]: json.loads(line)["stagewatch"] for line in out.read_text().splitlines()}
+    assert sorted(recs) == ["outer.zip", "r.zip"]
+    assert recs["r.zip"]["checksum"] == "ok" and recs["r.zip"]["inner"]["names"] == ["r.zip"]
+    assert "r.zip is this zip itself (a zip quine)" in recs["r.zip"]["detail"]
+    assert recs["outer.zip"]["inner"]["names"] == ["inside/r.zip", "inside/r.zip!r.zip"]
+    assert not recs["r.zip"].get("limits") and not recs["outer.zip"].get("limits")

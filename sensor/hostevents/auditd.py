@@ -28,6 +28,7 @@ from typing import BinaryIO, ClassVar
 from sensor.errors import InputError
 from sensor.hostevents.base import BadRecords, parsers
 from sensor.model import HostEvent
+from sensor.names import from_bytes
 from sensor.stats import RunStats
 
 HEADER = re.compile(
@@ -64,9 +65,9 @@ def unquote(value: str) -> bytes | None:
 
 
 def text(value: str | None) -> str | None:
-    """`unquote` as text; bytes that are not UTF-8 stay visible as `\\xNN`."""
+    """`unquote` as a name kept exactly (sensor.names: bytes that are not UTF-8 ride as surrogates)."""
     raw = unquote(value) if value is not None else None
-    return None if raw is None else raw.decode("utf-8", "backslashreplace")
+    return None if raw is None else from_bytes(raw)
 
 
 def fields_of(body: str) -> dict[str, str]:
@@ -104,7 +105,7 @@ def argv_of(execve: dict[str, str]) -> list[str]:
                 chunks.append(unquote(part) or b"")
                 n += 1
             raw = b"".join(chunks)
-        argv.append(raw.decode("utf-8", "backslashreplace"))
+        argv.append(from_bytes(raw))
     return argv
 
 
@@ -174,7 +175,7 @@ def events_of(ev: _Event, path: str) -> Iterator[HostEvent]:
     elif ev.proctitle is not None and _is_execve(sc, ev.enriched):
         # no EXECVE record (lost or filtered): the proctitle is the new program's, at most 128 bytes
         title = unquote(ev.proctitle) or b""
-        argv = [a.decode("utf-8", "backslashreplace") for a in title.rstrip(b"\x00").split(b"\x00")]
+        argv = [from_bytes(a) for a in title.rstrip(b"\x00").split(b"\x00")]
     if argv is not None:
         yield replace(proto, command_line=command_line(argv))
     for p in ev.paths:

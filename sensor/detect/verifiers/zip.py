@@ -163,6 +163,7 @@ class ZipVerifier:
         pos, entries, inner = off, 0, 0
         encrypted, all_stored, aes = False, True, None
         head: bytes | None = None
+        itself: list[str] = []  # entries whose bytes are this archive's own (a zip quine)
         while bytes(data[pos : pos + 4]) == LOCAL:
             e = parse_local(data, pos)
             if e is None:
@@ -191,7 +192,10 @@ class ZipVerifier:
             if len(names) < ctx.limits.max_names:
                 names.append(e.name)
             if check.status is Status.OK and check.nested is not None:
-                self._list_nested(check.nested, e.name, cand, ctx, names, limits)
+                if check.nested == bytes(data[off : off + len(check.nested)]):
+                    itself.append(e.name)  # listing it again would only repeat this listing
+                else:
+                    self._list_nested(check.nested, e.name, cand, ctx, names, limits)
             if check.status is Status.BAD and len(failed) < FAILED_NAMES:
                 failed.append(e.name)
             inner += e.usize
@@ -238,7 +242,9 @@ class ZipVerifier:
             inner_complete=complete,
             names=names,
             limits=limits,
-            detail=f"{entries} entries" + (f", {aes}" if aes else ", ZipCrypto" if encrypted else ""),
+            detail=f"{entries} entries"
+            + (f", {aes}" if aes else ", ZipCrypto" if encrypted else "")
+            + "".join(f", {n} is this zip itself (a zip quine)" for n in itself[:FAILED_NAMES]),
         )
 
     def _list_nested(
