@@ -139,7 +139,10 @@ def seeds() -> dict[str, dict[str, bytes]]:
     from sensor.capture.pcapfile import read_packets
     from sensor.stats import RunStats
 
-    targets = ("pcap", "pcapng", "decode", "ring", "flow", "http", "smtp", "ftp", "detect", "verify", "content")
+    targets = (
+        "pcap", "pcapng", "decode", "ring", "flow", "http", "framing", "websocket", "smtp", "ftp", "detect", "verify",
+        "content",
+    )  # fmt: skip
     out: dict[str, dict[str, bytes]] = {t: {} for t in (*targets, "hostevents", "config")}
     members = _members()
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,6 +163,23 @@ def seeds() -> dict[str, dict[str, bytes]]:
         bytes([0, 0x02, 0, 0, 0, 0, 1, 0x12, 0, 0, 0, 0]) + bytes([2, 0x18, 0, 10, 5, 0]) + b"later"
     )
     out["http"]["upload"] = _ops(_http(members["gzip"]))
+    from tests.test_http_framing import HEADS  # the framing tricks the tests send
+
+    for i, (_, lines, body, _, _) in enumerate(HEADS):
+        request = b"POST /up/stage.gz HTTP/1.1\r\n" + lines + body[:600]
+        out["framing"][f"{i:02d}-request"] = request
+        out["framing"][f"{i:02d}-response"] = b"HTTP/1.0 200 OK\r\n" + lines + body[:600]
+        out["http"][f"odd-{i:02d}"] = _ops([(0, request), (1, b"HTTP/1.1 200\nContent-Length: 2\n\nok")])
+    out["framing"]["codings"] = b'HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: x-foo, "br"\r\n\r\n'
+    from tests import wsbuild as ws
+
+    z = ws.Compressor()
+    frames = ws.frame(2, z.message(members["gzip"]), rsv1=True, mask=1) + ws.frame(9, b"p", mask=2)
+    frames += ws.frame(1, b'{"a": 1', fin=False, mask=3) + ws.frame(0, b"}", mask=4) + ws.frame(8, b"", mask=5)
+    out["websocket"]["deflate"] = bytes([0b0111]) + frames
+    out["websocket"]["plain"] = bytes([0b1000]) + ws.frame(2, members["zip"]) + ws.frame(1, b"hi")
+    upgrade = [(0, ws.upgrade_request(deflate=True)), (1, ws.upgrade_response("permessage-deflate"))]
+    out["http"]["websocket"] = _ops([*upgrade, (0, frames), (1, ws.frame(2, members["xz"]))])
     out["smtp"]["attachment"] = _ops(_smtp(members["xz"]))
     out["ftp"]["control"] = _ops(_ftp())
     for name, data in members.items():

@@ -269,6 +269,54 @@ def fuzz_http(data: bytes) -> None:
     _conversation(data, (40000, 80))
 
 
+@target("framing")
+def fuzz_framing(data: bytes) -> None:
+    """HTTP/1 heads read as receivers read them, the framings they imply, chunk-size lines and Content-Encoding
+    lists: never an error, at most [limits] max_readings readings, the stream's own first and a known mode."""
+    from sensor.content import codings
+    from sensor.protocols.http_head import chunk_size, framings, head_end, parse_head
+
+    found = head_end(data, 64 * 1024)
+    block = data[: found[0]] if found else data
+    head = parse_head(block, 0)
+    for line in data.split(b"\n")[:64]:
+        chunk_size(line)
+    if head is None:
+        return
+    readings, extra = framings(head, None, not head.request, LIMITS.max_readings)
+    if not readings or len(readings) > LIMITS.max_readings or extra < 0:
+        raise AssertionError(f"framings gave {readings} (+{extra})")
+    if any(r.mode not in ("length", "chunked", "close", "none") or r.length < 0 for r in readings):
+        raise AssertionError(f"a reading out of its vocabulary: {readings}")
+    known, unknown = codings.parse_codings(head.get("content-encoding"))
+    if any(k not in codings.CODINGS for k in known) or any(u in codings.CODINGS for u in unknown):
+        raise AssertionError(f"codings split wrong: {known} {unknown}")
+
+
+@target("websocket")
+def fuzz_websocket(data: bytes) -> None:
+    """WebSocket frames of one direction (the first byte picks masking expectations, permessage-deflate and
+    context takeover), fed in two pieces and then again after a gap: never an error, messages within bounds."""
+    from sensor.protocols import websocket
+
+    if not data:
+        return
+    flags, body = data[0], data[1:]
+    deflate = websocket.Deflate(bool(flags & 1), bool(flags & 2), 8 + (flags >> 4) % 8)
+    reader = websocket.Reader(deflate, bool(flags & 4), 1 << 20, LIMITS.max_encoded)
+    cut = len(body) // 2
+    used, first, stop = reader.feed(body[:cut], 0, False)
+    if stop is None:
+        rest = body[used:]
+        used2, more, stop = reader.feed(rest, used, bool(flags & 8))
+        if flags & 8 == 0:
+            reader.gap()
+            reader.feed(rest[used2:], used + used2, True)
+    for msg in first:
+        if len(msg.data) > LIMITS.max_encoded or msg.offset < 0:
+            raise AssertionError(f"a message out of bounds: {len(msg.data)} bytes at {msg.offset}")
+
+
 @target("smtp")
 def fuzz_smtp(data: bytes) -> None:
     """An SMTP session both ways (DATA, BDAT, MIME parts), scanned as the sensor does."""

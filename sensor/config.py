@@ -120,6 +120,7 @@ class Limits:
     max_encoded: int = 64 * MiB  # bytes of one base64/hex run decoded for a rescan
     max_entries: int = 10_000  # archive entries listed
     max_names: int = 1_000  # names kept on a finding
+    max_readings: int = 4  # framings of one HTTP message decoded where receivers disagree (chunked, lengths, close)
     inner_head: int = 64 * KiB  # decompressed bytes kept for libmagic
     content_head: int = 1 * MiB  # decompressed bytes user content rules see (--rules), when there are any
     window: int = 1 * MiB  # YARA window; keeps every string under libyara's 1M-match cap

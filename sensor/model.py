@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -66,6 +66,7 @@ class Limit(StrEnum):
     ENTRIES = "entries"
     ENCODED_BYTES = "encoded_bytes"
     MEMORY = "memory"  # a decoder asked for more memory than allowed (an LZMA dictionary of 2 GiB)
+    READINGS = "readings"  # framings of one HTTP message beyond [limits] max_readings, not decoded
 
 
 class Packet(NamedTuple):
@@ -165,6 +166,8 @@ class AppMeta:
     rcpt_to: tuple[str, ...] = ()  # email.to.address (the envelope recipients)
     subject: str | None = None  # email.subject
     command: str | None = None  # the FTP command that moved the file (STOR, RETR...)
+    reading: str | None = None  # the framing that gave this body, when receivers read the message differently
+    anomalies: tuple[str, ...] = ()  # the irregularities of the message that carried it (stagewatch.http.anomalies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,9 @@ class ContentObject:
     app: AppMeta | None = None  # the protocol's metadata for an application object
     declared: Format | None = None  # the protocol says the object is this format (Content-Encoding)
     decoded: StreamDecode | None = None  # the member at its start, decoded once by the protocol layer
+    # the sha256s of members found in the other readings of this object's message (HTTP framed several ways):
+    # shared by those objects, so one member is one finding; None when the message has one reading
+    found_alike: set[str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from sensor.model import Finding, ObjectRecord, Segment
 from sensor.netscan import NetScanner
 from sensor.stats import RunStats
 from tests import appbuild as ab
+from tests import wsbuild as ws
 
 CLIENT, SERVER = bytes([10, 0, 0, 5]), bytes([203, 0, 113, 80])
 ROWS = b"".join(b"%d,customer %d,%d.00\n" % (i, i, i * 37 % 1000) for i in range(300))
@@ -45,6 +46,31 @@ def _http() -> list[tuple[int, bytes]]:
     api = ab.http_request("POST", "/api", "api.example.net", js, [("Content-Type", "application/json")])
     down = ab.http_response(200, gzip.compress(ROWS), [("Content-Encoding", "gzip")], chunked=True, chunk_size=700)
     return [(0, up), (1, ab.http_response(200, b"ok")), (0, api), (1, down)]
+
+
+def _http_odd() -> list[tuple[int, bytes]]:
+    """Framings read two ways (chunked with a Content-Length; a chunked HTTP/1.0 response), then a WebSocket with
+    permessage-deflate (context takeover), a message fragmented around a ping, and the server's frames."""
+    member = gzip.compress(ROWS + RNG.randbytes(300))
+    chunked = b"".join(
+        b"%x\r\n" % len(member[i : i + 500]) + member[i : i + 500] + b"\r\n" for i in range(0, len(member), 500)
+    )
+    up = b"POST /up/x.gz HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+    up += b"0\r\n\r\n"
+    down = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n" + chunked + b"0\r\n\r\n"
+    z = ws.Compressor()
+    text = b'{"d": "' + base64.b64encode(lzma.compress(ROWS)) + b'"}'
+    frames = [
+        (0, ws.frame(2, z.message(member), rsv1=True, mask=1)),
+        (0, ws.frame(1, z.message(text[:300]), rsv1=True, fin=False, mask=2)),
+        (0, ws.frame(9, b"ping", mask=3)),
+        (0, ws.frame(0, z.message(text[300:]), mask=4)),
+        (1, ws.frame(2, bz2.compress(ROWS))),
+    ]
+    return [
+        (0, up), (1, ab.http_response(200, b"ok")), (0, b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n"), (1, down),
+        (0, ws.upgrade_request(deflate=True)), (1, ws.upgrade_response("permessage-deflate")), *frames,
+    ]  # fmt: skip
 
 
 def _smtp() -> list[tuple[int, bytes]]:
@@ -121,13 +147,19 @@ def _check(default_detector: object, data: st.DataObject, convs: list[Conv]) -> 
 
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-HTTP, SMTP, FTP = _http(), _smtp(), _ftp()
+HTTP, HTTP_ODD, SMTP, FTP = _http(), _http_odd(), _smtp(), _ftp()
 
 
 @SETTINGS
 @given(data=st.data())
 def test_http_objects_do_not_depend_on_where_segments_end(default_detector, data):
     _check(default_detector, data, [(HTTP, (40000, 80), 100.0, 0.001)])
+
+
+@SETTINGS
+@given(data=st.data())
+def test_http_readings_and_websocket_messages_do_not_depend_on_where_segments_end(default_detector, data):
+    _check(default_detector, data, [(HTTP_ODD, (40004, 80), 100.0, 0.001)])
 
 
 @SETTINGS

@@ -9,6 +9,7 @@ reported, and whatever decoded before it is kept.
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from dataclasses import dataclass, replace
 
@@ -20,11 +21,15 @@ from sensor.content.decompress import Codec, bz2_codec, inflate_codec, lzma_alon
 from sensor.content.headers import parse_header, zlib_header
 from sensor.model import Buffer, Format, Limit, LimitHit, StreamDecode
 
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+MAX_MEMBERS = 1024  # gzip members of one body decoded one after another
+
 # Content-Encoding / Transfer-Encoding token -> the member format it declares
 CODINGS: dict[str, Format] = {
     "gzip": Format.GZIP,
     "x-gzip": Format.GZIP,
     "deflate": Format.ZLIB,  # RFC 9110 says zlib; servers also send raw deflate (tried as well)
+    "x-deflate": Format.ZLIB,
     "br": Format.BROTLI,
     "zstd": Format.ZSTD,
     "bzip2": Format.BZIP2,
@@ -48,13 +53,25 @@ class Undone:
     limit: LimitHit | None
     error: str | None
     member: StreamDecode | None = None
+    anomalies: tuple[str, ...] = ()  # how the coding bent its format (gzip_reserved_flags, gzip_members...)
+    end: int = 0  # bytes of the input the decode used (gzip and zlib)
 
 
-def parse_codings(value: str | None) -> list[str]:
-    """`Content-Encoding: gzip, br` -> ["gzip", "br"] (applied in that order); identity dropped."""
+def parse_codings(value: str | None) -> tuple[list[str], list[str]]:
+    """`Content-Encoding: gzip, br` -> (["gzip", "br"], []): the codings in the order applied, and the tokens
+    that name none (dropped, as Firefox does; Chromium then shows the body undecoded, which is scanned too).
+    Several headers arrive joined by commas; each item's token is read past blanks, quotes and junk (a CR)."""
     if not value:
-        return []
-    return [t.strip().lower() for t in value.split(",") if t.strip() and t.strip().lower() != "identity"]
+        return [], []
+    known: list[str] = []
+    unknown: list[str] = []
+    for item in value.split(","):
+        m = TOKEN.match(item.strip(" \t\r\n\"'"))
+        token = m.group(0).lower() if m else ""
+        if not token or token == "identity":
+            continue
+        (known if token in CODINGS else unknown).append(token)
+    return known, unknown
 
 
 def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
@@ -65,8 +82,10 @@ def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
         return _brotli(coding, data, lim, where)
     if fmt is Format.ZSTD:
         return _zstd(coding, data, lim, where)
-    once = _member(coding, fmt, data, lim, where) if fmt is Format.GZIP or fmt is Format.ZLIB else None
-    if once is not None and (fmt is Format.GZIP or once.complete or (once.error is None and once.data)):
+    once = _member(coding, fmt, data, 0, lim, where) if fmt is Format.GZIP or fmt is Format.ZLIB else None
+    if once is not None and fmt is Format.GZIP:
+        return _more_members(coding, once, data, lim, where)
+    if once is not None and (once.complete or (once.error is None and once.data)):
         return once
     codecs: list[Codec]
     if fmt is Format.GZIP:
@@ -96,19 +115,42 @@ def undo(coding: str, data: Buffer, limits: Limits, where: str) -> Undone:
     return best
 
 
-def _member(coding: str, fmt: Format, data: Buffer, lim: Limits, where: str) -> Undone | None:
-    """gzip or zlib decoded the way their verifiers do it: the header read here, the deflate stream raw-inflated,
-    the trailer (CRC-32 and ISIZE, or Adler-32) checked over the output. None when the header is not one
-    (zlib then tries its other readings: raw deflate, as many servers send)."""
+def _more_members(coding: str, first: Undone, data: Buffer, lim: Limits, where: str) -> Undone:
+    """A gzip body of several members (gzip's own multi-member files, or a server appending): decoded one after
+    another into one output, as gzip -d, Python and curl read them (a reader that stops after the first member
+    sees a prefix of it; that member is found on its own in the body)."""
+    out, result, members = bytearray(first.data), first, 1
+    while result.complete and members < MAX_MEMBERS and bytes(data[result.end : result.end + 2]) == b"\x1f\x8b":
+        nxt = _member(coding, Format.GZIP, data, result.end, replace(lim, max_output=lim.max_output - len(out)), where)
+        if nxt is None or not nxt.data and not nxt.complete:
+            break
+        out += nxt.data
+        result, members = nxt, members + 1
+    if members == 1:
+        return first
+    anomalies = tuple(dict.fromkeys(first.anomalies + result.anomalies + ("gzip_members",)))
+    error = first.error or result.error
+    return Undone(coding, bytes(out), result.complete, result.limit, error, None, anomalies, result.end)
+
+
+def _member(coding: str, fmt: Format, data: Buffer, off: int, lim: Limits, where: str) -> Undone | None:
+    """gzip or zlib at `off` decoded the way their verifiers do it: the header read here, the deflate stream
+    raw-inflated, the trailer (CRC-32 and ISIZE, or Adler-32) checked over the output. None when the header is
+    not one (zlib then tries its other readings: raw deflate, as many servers send). A gzip header with reserved
+    flag bits or a wrong FHCRC is read leniently (no verifier decode is kept for it then)."""
+    anomalies: tuple[str, ...] = ()
     if fmt is Format.GZIP:
-        hdr = parse_header(data, 0)
+        hdr = parse_header(data, off)
         if hdr is None:
-            return None
-        start, trailer = hdr[0], 8
+            hdr = parse_header(data, off, lenient=True)
+            if hdr is None:
+                return None
+            anomalies = ("gzip_header_flags",)
+        start, trailer = off + hdr[0], 8
     else:
-        if not zlib_header(data, 0):
+        if not zlib_header(data, off):
             return None
-        start, trailer = 2, 4
+        start, trailer = off + 2, 4
     out = bytearray()
     d = run(inflate_codec(-15), data, start, lim, where, observers=(out.extend,))
     output = bytes(out)
@@ -126,11 +168,14 @@ def _member(coding: str, fmt: Format, data: Buffer, lim: Limits, where: str) -> 
                     error = "incorrect length check"
             elif int.from_bytes(tail, "big") != check:
                 error = "incorrect data check"
-            complete = error is None
+            complete = d.error is None  # all there: a wrong check is recorded (bad_checksum), the bytes are whole
     member = None
-    if d.limit is None:  # a capped decode is not the verifier's (its cap is max_output): it decodes itself
+    if d.limit is None and not anomalies and off == 0:
+        # a capped decode is not the verifier's (its cap is max_output): it decodes itself
         member = StreamDecode(fmt, start, output, check, d.consumed, d.eof, d.error, d.head, d.data_ended)
-    return Undone(coding, output, complete, d.limit, error, member)
+    if error in ("incorrect data check", "incorrect length check"):
+        anomalies += ("bad_checksum",)
+    return Undone(coding, output, complete, d.limit, error, member, anomalies, start + d.consumed + trailer)
 
 
 def _brotli(coding: str, data: Buffer, lim: Limits, where: str) -> Undone:

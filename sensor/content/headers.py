@@ -13,10 +13,13 @@ MAX_NAME = 1024
 MAX_COMMENT = 64 * 1024
 
 
-def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int] | None:
-    """(header length, FNAME, MTIME, XFL, OS), or None when a hard field or the FHCRC is wrong."""
+def parse_header(data: Buffer, off: int, lenient: bool = False) -> tuple[int, str | None, int, int, int] | None:
+    """(header length, FNAME, MTIME, XFL, OS), or None when a hard field or the FHCRC is wrong.
+
+    `lenient` reads the header as a tolerant decoder does: reserved flag bits ignored, the FHCRC not checked
+    (an HTTP body declared gzip is decoded so; the member verifier stays strict)."""
     h = bytes(data[off : off + 10])
-    if len(h) < 10 or h[:3] != b"\x1f\x8b\x08" or h[3] & 0xE0:
+    if len(h) < 10 or h[:3] != b"\x1f\x8b\x08" or (h[3] & 0xE0 and not lenient):
         return None
     flg = h[3]
     pos = off + 10
@@ -37,7 +40,7 @@ def parse_header(data: Buffer, off: int) -> tuple[int, str | None, int, int, int
             pos += nul + 1
     if flg & FHCRC:
         crc = bytes(data[pos : pos + 2])
-        if len(crc) < 2 or zlib.crc32(bytes(data[off:pos])) & 0xFFFF != int.from_bytes(crc, "little"):
+        if len(crc) < 2 or (not lenient and zlib.crc32(bytes(data[off:pos])) & 0xFFFF != int.from_bytes(crc, "little")):
             return None
         pos += 2
     if pos > len(data):

@@ -173,7 +173,14 @@ class Detector:
         self.stats.objects += 1
         self.object_limits = []
         held: list[Finding] = []
+        found = obj.found_alike
         for f in self.scan_object(obj, Root(obj), 0):
+            if found is not None:
+                if f.member.sha256 in found:  # another reading of the same message gave this member
+                    self.stats.findings -= 1
+                    self.stats.alerts -= f.kind is Kind.ALERT
+                    continue
+                found.add(f.member.sha256)
             if f.kind is Kind.EVENT and f.reasons in severity.BY_DESIGN:
                 held.append(f)
             else:
@@ -294,6 +301,18 @@ class Detector:
         spans: list[tuple[int, int]] = []
         covered = 0  # candidates come in offset order, so "inside a member" is "before its end"
         ctx = Context(self.limits, where, at_object_start=True, declared=obj.declared, decoded=obj.decoded, unproven=[])
+        raw = Candidate("raw_deflate_at_start", Format.DEFLATE, 0)
+        first = self._declared_start(obj, cands)
+        tried = first is not None and first.format is Format.DEFLATE
+        if first is not None:
+            # the body's own member, as its Content-Encoding declares it, is tried first: an archive its stored
+            # deflate blocks carry literally is not taken for it
+            v = self.verify(data, first, ctx, count=False)
+            if v is not None:
+                self.tally(first, v)
+                covered = max(v.length, 1)
+                spans.append((0, covered))
+                yield self.finding(obj, root, first, v)
         for cand in cands:
             if cand.offset < covered:
                 continue
@@ -302,14 +321,28 @@ class Detector:
                 covered = v.offset + max(v.length, 1)
                 spans.append((v.offset, covered))
                 yield self.finding(obj, root, cand, v)
-        if not spans and len(data):
+        if not spans and len(data) and not tried:
             # raw deflate has no magic: tried at the object's start when nothing else matched
-            v = self.verify(data, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), ctx, count=False)
+            v = self.verify(data, raw, ctx, count=False)
             if v is not None:
-                self.tally(Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
+                self.tally(raw, v)
                 spans.append((0, v.length))
-                yield self.finding(obj, root, Candidate("raw_deflate_at_start", Format.DEFLATE, 0), v)
+                yield self.finding(obj, root, raw, v)
         yield from self.hints(obj, root, depth, hints, spans, where)
+
+    @staticmethod
+    def _declared_start(obj: ContentObject, cands: list[Candidate]) -> Candidate | None:
+        """The member a Content-Encoding declares at the object's start when no rule put a candidate there: raw
+        deflate (`deflate` without a zlib header), or gzip whose flags hold reserved bits (YARA's rule wants them
+        clear; a declared body is read as browsers read it)."""
+        data = obj.data
+        if obj.declared is None or not len(data) or (cands and cands[0].offset == 0):
+            return None
+        if obj.declared in (Format.ZLIB, Format.DEFLATE):
+            return Candidate("raw_deflate_at_start", Format.DEFLATE, 0)
+        if obj.declared is Format.GZIP and bytes(data[:3]) == b"\x1f\x8b\x08":
+            return Candidate("gzip_declared_at_start", Format.GZIP, 0)
+        return None
 
     def hints(
         self,

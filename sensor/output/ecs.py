@@ -128,6 +128,7 @@ def finding_record(f: Finding) -> dict[str, Any]:
         if f.name:
             file["name"] = f.name
         record.update(app_fields(f.app))
+        sw.update(app_stagewatch(f.app))
         if o.sni:
             record["tls"] = {"client": {"server_name": o.sni}}
     if isinstance(o, FileOrigin):
@@ -144,6 +145,13 @@ def finding_record(f: Finding) -> dict[str, Any]:
     record["file"] = _drop_none(file)
     record["stagewatch"] = sw
     return clean_record(record)
+
+
+def app_stagewatch(app: AppMeta | None) -> dict[str, Any]:
+    """stagewatch.http.*: the framing reading that gave a body and the irregularities of its message."""
+    if app is None or (app.reading is None and not app.anomalies):
+        return {}
+    return {"http": _drop_none({"reading": app.reading, "anomalies": list(app.anomalies) or None})}
 
 
 def app_fields(app: AppMeta | None) -> dict[str, Any]:
@@ -205,6 +213,7 @@ def object_record(r: ObjectRecord) -> dict[str, Any]:
     if r.limits:
         record["stagewatch"]["limits"] = [{"limit": str(h.limit), "value": h.value, "where": h.where} for h in r.limits]
     record.update(app_fields(r.app))
+    record["stagewatch"].update(app_stagewatch(r.app))
     return clean_record(record)
 
 

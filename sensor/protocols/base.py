@@ -78,6 +78,7 @@ class Wire(Protocol):
         index: int | None = None,
         stamp: tuple[float, int, str] | None = None,
         scan: bool = True,
+        found_alike: set[str] | None = None,
     ) -> int: ...
 
     def next_index(self, d: int) -> int: ...
@@ -118,8 +119,9 @@ class Extractor(Protocol):
         """New bytes in direction d's buffer (or it ended): consume what can be parsed."""
         ...
 
-    def gap(self, d: int) -> None:
-        """Bytes were lost in direction d: flush what was being built; raw scanning takes over."""
+    def gap(self, d: int) -> bool | None:
+        """Bytes were lost in direction d: flush what was being built; raw scanning takes over, unless this
+        returns True (the extractor goes on at the first byte past the gap and checks what it finds there)."""
         ...
 
 

@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import quopri
 import re
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 from sensor.config import Limits
 from sensor.content import codings, forms, multipart
 from sensor.model import AppMeta, Limit, LimitHit
-from sensor.names import from_bytes, to_bytes
+from sensor.names import to_bytes
+from sensor.protocols import websocket
 from sensor.protocols.base import Wire, extractors
+from sensor.protocols.http_head import Framing, Head, chunk_size, framings, head_end, parse_head
 
 MAX_HEADER = 64 * 1024
 MAX_CHUNK_LINE = 1024
 MAX_TARGET = 16384
-REQUEST_LINE = re.compile(rb"([A-Z][A-Z0-9_-]{1,23}) ([^\s]{1,16384}) HTTP/(\d)\.(\d)\r?$")
-STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?:[ \t][^\r\n]*)?\r?$")
 SNIFF_REQUEST = re.compile(rb"[A-Z][A-Z0-9_-]{1,23} [^\s]+ HTTP/1\.[01]\r?\n")
 # what a request line cut anywhere before its end can look like after a known method: the target, then any
 # prefix of " HTTP/1.0" (a sender chooses where its segments end)
@@ -53,25 +56,20 @@ METHODS = (
     b"COPY ",
     b"MOVE ",
 )
-CHUNK_SIZE = re.compile(rb"[ \t]*([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?$")
 DISPOSITION_NAME = re.compile(r"""filename\*?\s*=\s*(?:UTF-8''|"?)([^";]+)""", re.IGNORECASE)
-START = re.compile(rb"[A-Z][A-Z0-9_-]{1,23} |HTTP/")  # how a request or status line begins
+START = re.compile(rb"[A-Z][A-Z0-9_-]{1,23}[ \t]|[Hh][Tt][Tt][Pp][ \t]*/")  # how a request or status line begins
 FORM_CHARS = re.compile(rb"[\x21-\x7e]*")  # urlencoded bodies are printable ASCII without spaces
 
 
 @dataclass(slots=True)
-class Head:
-    """One message's start line and headers; `offset` is the stream offset of its start line."""
+class Message:
+    """What the readings of one message share: its object index and the bodies already delivered."""
 
-    offset: int
-    request: bool
-    method: str | None
-    target: str | None
-    status: int | None
-    headers: dict[str, str]
-
-    def get(self, name: str) -> str | None:
-        return self.headers.get(name)
+    anomalies: tuple[str, ...]
+    readings: bool  # receivers read its framing differently: each body says which reading gave it
+    index: int | None = None
+    delivered: set[bytes] = field(default_factory=set)  # digests of the bodies emitted (one per distinct body)
+    found: set[str] = field(default_factory=set)  # members found in its readings (the detector fills it)
 
 
 @dataclass(slots=True)
@@ -83,6 +81,8 @@ class Held:
     head: Head
     request: Head | None
     stamp: tuple[float, int, str]
+    message: Message
+    label: str
 
 
 @dataclass(slots=True)
@@ -93,6 +93,8 @@ class Body:
     request: Head | None  # for a response: the request it answers
     mode: str  # "length" | "chunked" | "close"
     offset: int  # stream offset of its first byte
+    message: Message
+    label: str = ""
     left: int = 0  # length mode: bytes still to come
     data: bytearray | None = None  # chunked: the de-chunked bytes so far
     chunk_left: int = -1  # chunked: bytes left in this chunk (-1: a size line is next)
@@ -100,28 +102,22 @@ class Body:
     stamp: tuple[float, int, str] | None = None
 
 
-def _parse_head(block: bytes, offset: int) -> Head | None:
-    lines = block.split(b"\n")
-    first = lines[0]
-    m = REQUEST_LINE.fullmatch(first)
-    if m:
-        head = Head(offset, True, m.group(1).decode(), from_bytes(m.group(2)), None, {})
-    else:
-        m = STATUS_LINE.fullmatch(first)
-        if not m:
-            return None
-        head = Head(offset, False, None, None, int(m.group(3)), {})
-    for line in lines[1:]:
-        line = line.rstrip(b"\r")
-        if not line:
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name[:1] in b" \t":
-            continue  # obsolete folding or junk: skipped, as most servers do
-        key = from_bytes(name.strip()).lower()
-        text = from_bytes(value.strip())  # exact: an attacker's file name or URL keeps its bytes
-        head.headers[key] = f"{head.headers[key]}, {text}" if key in head.headers else text
-    return head
+@dataclass(slots=True)
+class Shadow:
+    """Another receiver's reading of a body (a length, or to the close), collected beside the stream's own."""
+
+    framing: Framing
+    head: Head
+    request: Head | None
+    offset: int
+    message: Message
+    data: bytearray = field(default_factory=bytearray)
+    stamp: tuple[float, int, str] | None = None
+
+
+def _upgrade(head: Head | None) -> bool:
+    """The message asks for (or agrees to) a WebSocket: `Upgrade: websocket`, in any case."""
+    return head is not None and "websocket" in (head.get("upgrade") or "").lower()
 
 
 def _partial(client: bytes, method: bytes) -> bool:
@@ -173,17 +169,29 @@ class Http:
         self.requests: deque[Head] = deque()  # requests waiting for their response
         self.bodies: list[Body | None] = [None, None]
         self.held: list[Held | None] = [None, None]
+        self.shadows: list[list[Shadow]] = [[], []]
         self.tunnel = False
+        self.upgrading = False  # a WebSocket Upgrade request waits for its answer: what follows it is not HTTP yet
+        self.ws: tuple[websocket.Reader, websocket.Reader] | None = None
+        self.ws_app: AppMeta | None = None
+        self.ws_name: str | None = None
 
     # -- Extractor ----------------------------------------------------------------------------
     def parse(self, d: int) -> None:
         buf = self.wire.buf(d)
+        if self.ws is not None:
+            self._frames(d)
+            return
         while not self.tunnel:
             body = self.bodies[d]
             if body is not None:
                 if not self._body(d, body):
                     break
                 continue
+            if d == 0 and self.upgrading:
+                if buf.ended:
+                    self._fail(0, "upgrade_unanswered")
+                break
             data = buf.data
             skip = len(data) - len(data.lstrip(b"\r\n"))
             if skip:
@@ -193,42 +201,47 @@ class Http:
                 if not rest and not buf.ended:
                     break
                 if not rest or START.match(rest):
-                    buf.consume(skip)
+                    self._take(d, skip)
                     data = buf.data
             if not data:
                 if buf.ended:
                     self._release(d)
                 break
-            end = data.find(b"\r\n\r\n")
-            size = 4
-            lf = data.find(b"\n\n")
-            if lf >= 0 and (end < 0 or lf < end):
-                end, size = lf, 2
-            if end < 0:
+            found = head_end(data, MAX_HEADER)
+            if found is None:
                 if len(data) > MAX_HEADER:
                     self._fail(d, "header_too_long")
                 elif buf.ended:
                     self._fail(d, "incomplete_header" if self._plausible(data) else "bad_start_line")
                 break
-            if end > MAX_HEADER:
-                self._fail(d, "header_too_long")
-                break
-            head = _parse_head(bytes(data[:end]), buf.base)
+            end, size = found
+            head = parse_head(bytes(data[:end]), buf.base)
             if head is None or head.request != (d == 0):
                 self._fail(d, "bad_start_line")
                 break
             self._release(d)  # the held body's length was right
-            buf.consume(end + size)
+            self._take(d, end + size)
             self._start(d, head)
+        if buf.ended and self.bodies[d] is None:
+            self._flush_shadows(d, truncated=False)
 
-    def gap(self, d: int) -> None:
+    def gap(self, d: int) -> bool | None:
+        if self.ws is not None:
+            msg = self.ws[d].gap()
+            if msg is not None:
+                self._ws_message(d, msg)
+            self.wire.count("websocket.gaps")
+            return True  # frames are taken up again past the gap (websocket.Reader checks they are frames)
         body = self.bodies[d]
         self._release(d)
+        self._flush_shadows(d, truncated=True)
         if body is not None:
             self.bodies[d] = None
             buf = self.wire.buf(d)
             data = bytes(body.data or b"") if body.mode == "chunked" else bytes(buf.data)
-            self._deliver(d, body.head, body.request, body.offset, data, truncated=True, stamp=body.stamp)
+            self._deliver(
+                d, body.head, body.request, body.offset, data, True, body.message, body.label, stamp=body.stamp
+            )
             self.wire.count("truncated_bodies")
 
     # -- messages -----------------------------------------------------------------------------
@@ -242,39 +255,88 @@ class Http:
                 self.wire.anomaly("unanswered_requests")
             self.wire.count("requests")
             self._query(head)
+            self.upgrading = _upgrade(head)
         else:
             if head.status is not None and 100 <= head.status < 200:
+                for what in head.anomalies:
+                    self.wire.anomaly(what)
                 if head.status == 101:
-                    self._tunnel()
-                return  # interim response (100 Continue): the request waits for its final one
+                    request = self.requests[0] if self.requests else None
+                    if _upgrade(request) and _upgrade(head):
+                        self._websocket(request, head)
+                    else:
+                        self._tunnel()
+                return  # interim response (100 Continue, 102, 103): the request waits for its final one
             request = self.requests.popleft() if self.requests else None
             self.wire.count("responses")
+            if self.upgrading and not self.requests:
+                self.upgrading = False  # refused (not 101): the client's bytes are HTTP again
+                if self.wire.buf(0).data or self.wire.buf(0).ended:
+                    self.parse(0)
             if request is not None and request.method == "CONNECT" and head.status and 200 <= head.status < 300:
                 self._tunnel()
                 return
-        te = (head.get("transfer-encoding") or "").lower()
-        length = head.get("content-length")
-        no_body = d == 1 and ((request is not None and request.method == "HEAD") or head.status in (204, 304))
-        if no_body:
+        readings, extra = framings(head, request, d == 1, self.limits.max_readings)
+        for what in head.anomalies:
+            self.wire.anomaly(what)
+        if extra:
+            target = (head if head.request else request or head).target or ""
+            self.wire.stats.limit(LimitHit(Limit.READINGS, f"{target} framings", len(readings) + extra))
+        message = Message(tuple(dict.fromkeys(head.anomalies)), len(readings) > 1)
+        first = readings[0]
+        if first.mode == "chunked":
+            self.bodies[d] = Body(head, request, "chunked", buf.base, message, first.label, data=bytearray())
+        elif first.mode == "length":
+            self.bodies[d] = Body(head, request, "length", buf.base, message, first.label, left=first.length)
+        elif first.mode == "close":
+            self.bodies[d] = Body(head, request, "close", buf.base, message, first.label)
+        for other in readings[1:]:
+            if other.mode in ("length", "close"):
+                self.shadows[d].append(Shadow(other, head, request, buf.base, message))
+        if len(readings) > 1:
+            self.wire.count("readings", len(readings))
+
+    def _take(self, d: int, n: int) -> None:
+        """Consume n bytes of direction d, handing them to the other readings still collecting."""
+        buf = self.wire.buf(d)
+        if self.shadows[d]:
+            self._feed(d, buf.data[:n])
+        buf.consume(n)
+
+    def _feed(self, d: int, piece: bytes | bytearray) -> None:
+        buf = self.wire.buf(d)
+        for shadow in list(self.shadows[d]):
+            if shadow.stamp is None and piece:
+                shadow.stamp = self.wire.stamp(d, shadow.offset)
+            want = len(piece)
+            if shadow.framing.mode == "length":
+                want = min(want, shadow.framing.length - len(shadow.data))
+            shadow.data += piece[:want]
+            buf.budget.used += want  # type: ignore[attr-defined]
+            if shadow.framing.mode == "length" and len(shadow.data) >= shadow.framing.length:
+                self.shadows[d].remove(shadow)
+                self._deliver_shadow(d, shadow, truncated=False)
+
+    def _flush_shadows(self, d: int, truncated: bool) -> None:
+        """The direction ended (or parsing stopped): each other reading gets what is left and is delivered."""
+        if not self.shadows[d]:
             return
-        if "chunked" in te:
-            self.bodies[d] = Body(head, request, "chunked", buf.base, data=bytearray())
-        elif length is not None:
-            try:
-                n = int(length.split(",")[0].strip())
-                if n < 0:
-                    raise ValueError(length)
-            except ValueError:
-                self.wire.anomaly("bad_content_length")
-                n = -1
-            if n > 0:
-                self.bodies[d] = Body(head, request, "length", buf.base, left=n)
-            elif n < 0 and d == 1:
-                self.bodies[d] = Body(head, request, "close", buf.base)
-            elif n < 0:
-                self._fail(d, "bad_content_length")
-        elif d == 1:
-            self.bodies[d] = Body(head, request, "close", buf.base)
+        buf = self.wire.buf(d)
+        if not truncated:
+            self._feed(d, buf.data)
+        for shadow in self.shadows[d]:
+            short = shadow.framing.mode == "length" and len(shadow.data) < shadow.framing.length
+            self._deliver_shadow(d, shadow, truncated or short)
+        self.shadows[d] = []
+
+    def _deliver_shadow(self, d: int, shadow: Shadow, truncated: bool) -> None:
+        data = bytes(shadow.data)
+        self.wire.buf(d).budget.used -= len(data)  # type: ignore[attr-defined]
+        shadow.data = bytearray()
+        label = shadow.framing.label
+        self._deliver(
+            d, shadow.head, shadow.request, shadow.offset, data, truncated, shadow.message, label, stamp=shadow.stamp
+        )
 
     def _body(self, d: int, body: Body) -> bool:
         """Read as much of the body as is buffered; True when it is done and parsing goes on."""
@@ -284,24 +346,28 @@ class Http:
         if body.mode == "length":
             if len(buf.data) >= body.left:
                 data = bytes(buf.data[: body.left])
-                buf.consume(body.left)
+                self._take(d, body.left)
                 self.bodies[d] = None
                 stamp = body.stamp or self.wire.stamp(d, body.offset)
-                self.held[d] = Held(body.offset, data, body.head, body.request, stamp)
+                self.held[d] = Held(body.offset, data, body.head, body.request, stamp, body.message, body.label)
                 return True
             if buf.ended:
                 data = bytes(buf.data)
-                buf.consume(len(data))
+                self._take(d, len(data))
                 self.bodies[d] = None
-                self._deliver(d, body.head, body.request, body.offset, data, truncated=True, stamp=body.stamp)
+                self._deliver(
+                    d, body.head, body.request, body.offset, data, True, body.message, body.label, stamp=body.stamp
+                )
                 self.wire.count("truncated_bodies")
             return False
         if body.mode == "close":
             if buf.ended:
                 data = bytes(buf.data)
-                buf.consume(len(data))
+                self._take(d, len(data))
                 self.bodies[d] = None
-                self._deliver(d, body.head, body.request, body.offset, data, truncated=False, stamp=body.stamp)
+                self._deliver(
+                    d, body.head, body.request, body.offset, data, False, body.message, body.label, stamp=body.stamp
+                )
             return False
         return self._chunked(d, body)
 
@@ -316,7 +382,7 @@ class Http:
                     break
                 out += buf.data[:take]
                 buf.budget.used += take  # type: ignore[attr-defined]
-                buf.consume(take)
+                self._take(d, take)
                 body.chunk_left -= take
                 continue
             eol = buf.data.find(b"\n")
@@ -326,22 +392,25 @@ class Http:
                 break
             line = bytes(buf.data[:eol])
             if body.trailers:
-                buf.consume(eol + 1)
+                self._take(d, eol + 1)
                 if line.rstrip(b"\r"):
                     continue  # a trailer field
                 self._finish_chunked(d, body, truncated=False)
                 return True
             if body.chunk_left == 0:  # the CRLF after a chunk's data
-                if line.rstrip(b"\r"):
-                    return self._bad_chunk(d, body)
-                buf.consume(eol + 1)
                 body.chunk_left = -1
-                continue
-            m = CHUNK_SIZE.fullmatch(line)
-            if not m:
+                if not line.rstrip(b"\r"):
+                    self._take(d, eol + 1)
+                    continue
+                if chunk_size(line) is None:
+                    return self._bad_chunk(d, body)
+                # no line end after the data, the next size line at once: read on, as lenient receivers do
+                self.wire.anomaly("chunk_without_crlf")
+                body.message.anomalies += ("chunk_without_crlf",)
+            size = chunk_size(line)
+            if size is None:
                 return self._bad_chunk(d, body)
-            buf.consume(eol + 1)
-            size = int(m.group(1), 16)
+            self._take(d, eol + 1)
             if size == 0:
                 body.trailers = True
             else:
@@ -363,17 +432,22 @@ class Http:
         buf.budget.used -= len(data)  # type: ignore[attr-defined]
         body.data = None
         self.bodies[d] = None
-        self._deliver(d, body.head, body.request, body.offset, data, truncated, ("chunked",), body.stamp)
+        self._deliver(
+            d, body.head, body.request, body.offset, data, truncated, body.message, body.label, ("chunked",), body.stamp
+        )
 
     def _release(self, d: int) -> None:
         held = self.held[d]
         if held is not None:
             self.held[d] = None
-            self._deliver(d, held.head, held.request, held.offset, held.data, False, stamp=held.stamp)
+            self._deliver(
+                d, held.head, held.request, held.offset, held.data, False, held.message, held.label, stamp=held.stamp
+            )
 
     def _fail(self, d: int, why: str) -> None:
         """Stop parsing d: a held body is not trusted any more and is rescanned raw with the rest."""
         buf = self.wire.buf(d)
+        self._flush_shadows(d, truncated=True)
         held = self.held[d]
         if held is not None:
             self.held[d] = None
@@ -381,11 +455,75 @@ class Http:
         else:
             self.wire.raw(d, buf.base, why)
 
+    def _websocket(self, request: Head | None, response: Head) -> None:
+        """A 101 answer to a WebSocket Upgrade: both directions are frames from here (sensor/protocols/websocket)."""
+        self.upgrading = False
+        if self.requests:
+            self.requests.popleft()  # answered
+        for d in (0, 1):
+            self._release(d)
+            self._flush_shadows(d, truncated=True)
+        client, server = websocket.negotiate(response.get("sec-websocket-extensions"))
+        lim = self.limits
+        self.ws = (
+            websocket.Reader(client, True, lim.stream_depth, lim.max_encoded),
+            websocket.Reader(server, False, lim.stream_depth, lim.max_encoded),
+        )
+        self.ws_app = AppMeta(
+            "http",
+            method=request.method if request else None,
+            url=request.target if request else None,
+            domain=request.get("host") if request else None,
+            user_agent=request.get("user-agent") if request else None,
+            status=101,
+        )
+        self.ws_name = _name(request, None) if request else None
+        self.wire.count("websockets")
+        for d in (0, 1):
+            if self.wire.buf(d).data or self.wire.buf(d).ended:
+                self._frames(d)
+
+    def _frames(self, d: int) -> None:
+        assert self.ws is not None
+        buf = self.wire.buf(d)
+        used, messages, stop = self.ws[d].feed(buf.data, buf.base, buf.ended)
+        for msg in messages:
+            self._ws_message(d, msg, self.wire.stamp(d, msg.offset))
+        if stop is not None:
+            self.wire.raw(d, stop.offset, f"websocket_{stop.why}")
+            return
+        buf.consume(used)
+
+    def _ws_message(self, d: int, msg: websocket.Message, stamp: tuple[float, int, str] | None = None) -> None:
+        """One WebSocket message, an object scanned like an HTTP body (layers `websocket`, `permessage-deflate`)."""
+        app = self.ws_app or AppMeta("http")
+        for what in msg.anomalies:
+            self.wire.anomaly(what)
+        if msg.anomalies:
+            app = replace(app, anomalies=msg.anomalies)
+        reader = self.ws[d] if self.ws is not None else None
+        if reader is not None and reader.capped:
+            reader.capped = False
+            where = f"{app.url or ''} websocket message"
+            self.wire.stats.limit(LimitHit(Limit.OUTPUT_BYTES, where, self.limits.max_encoded))
+        if not msg.data:
+            return
+        layers = ("websocket", "permessage-deflate") if msg.compressed else ("websocket",)
+        self.wire.count("websocket.messages")
+        index = self.wire.emit(
+            d, msg.offset, msg.data, name=self.ws_name, truncated=msg.truncated, layers=layers, app=app, stamp=stamp
+        )
+        if forms.looks_json(None, msg.data):
+            self._inside(
+                self.wire.emit, d, msg.offset, index, msg.data, layers, None, self.ws_name, msg.truncated, app, stamp
+            )
+
     def _tunnel(self) -> None:
         """CONNECT or an Upgrade: what follows is another protocol, scanned raw both ways."""
         self.tunnel = True
         for d in (0, 1):
             self._release(d)
+            self._flush_shadows(d, truncated=True)
             self.wire.raw(d, self.wire.buf(d).base, None)
 
     @staticmethod
@@ -401,12 +539,25 @@ class Http:
         offset: int,
         data: bytes,
         truncated: bool,
+        message: Message,
+        label: str,
         layers: tuple[str, ...] = (),
         stamp: tuple[float, int, str] | None = None,
     ) -> None:
         if not data:
             return
+        if message.readings:
+            digest = hashlib.blake2b(data, digest_size=16).digest()
+            if digest in message.delivered:
+                self.wire.count("readings_alike")  # another reading gave the same bytes: one object
+                return
+            message.delivered.add(digest)
         req = head if head.request else request
+        todo, unknown = codings.parse_codings(head.get("content-encoding"))
+        anomalies = message.anomalies
+        if unknown:
+            self.wire.anomaly("unknown_content_coding")
+            anomalies += ("unknown_content_coding",)
         app = AppMeta(
             protocol="http",
             method=req.method if req else None,
@@ -414,10 +565,12 @@ class Http:
             domain=req.get("host") if req else None,
             user_agent=req.get("user-agent") if req else None,
             status=None if head.request else head.status,
+            reading=label if message.readings else None,
+            anomalies=anomalies,
         )
         name = _name(head, request)
         ctype = head.get("content-type")
-        todo = codings.parse_codings(head.get("content-encoding"))
+        emit = partial(self.wire.emit, found_alike=message.found if message.readings else None)
         declared = codings.CODINGS.get(todo[-1]) if todo else None
         wire = self.wire
         lim = self.limits
@@ -432,7 +585,7 @@ class Http:
 
         # each layer is decoded once, before its object is emitted: the verifier proves the member from that decode
         undone = codings.undo(todo[-1], data, lim, where(todo[-1])) if todo else None
-        index = wire.emit(
+        index = emit(
             d,
             offset,
             data,
@@ -444,12 +597,14 @@ class Http:
             decoded=undone.member if undone is not None else None,
             stamp=stamp,
             scan=not plain,
+            index=message.index,
         )
+        message.index = index
         inner, inner_layers = data, layers
         for n, coding in enumerate(reversed(todo)):  # the last coding listed was applied last
             if n:  # an intermediate layer (gzip inside gzip) is itself a member: scanned too
                 undone = codings.undo(coding, inner, lim, where(coding))
-                wire.emit(
+                emit(
                     d,
                     offset,
                     inner,
@@ -465,6 +620,10 @@ class Http:
             assert undone is not None
             if undone.limit is not None:
                 wire.stats.limit(undone.limit)
+            if undone.anomalies:
+                for what in undone.anomalies:
+                    wire.anomaly(what)
+                app = replace(app, anomalies=tuple(dict.fromkeys(app.anomalies + undone.anomalies)))
             if undone.error and not undone.data:
                 wire.anomaly("content_coding")
                 return
@@ -472,7 +631,7 @@ class Http:
             truncated = truncated or not undone.complete
         if inner is not data:
             plain = multipart.boundary_of(ctype) is not None or self._is_form(ctype, inner)
-            wire.emit(
+            emit(
                 d,
                 offset,
                 inner,
@@ -485,7 +644,7 @@ class Http:
                 stamp=stamp,
                 scan=not plain,
             )
-        self._inside(d, offset, index, inner, inner_layers, ctype, name, truncated, app, stamp)
+        self._inside(emit, d, offset, index, inner, inner_layers, ctype, name, truncated, app, stamp)
 
     def _query(self, head: Head) -> None:
         """Query-string values of a request line are objects of their own (index: the request's)."""
@@ -509,6 +668,7 @@ class Http:
 
     def _inside(
         self,
+        emit: Callable[..., int],
         d: int,
         offset: int,
         index: int,
@@ -529,7 +689,7 @@ class Http:
                 wire.anomaly("multipart")
             if not split.parts:
                 # nothing parsed: the body was not scanned whole, so it is scanned now
-                wire.emit(d, offset, data, name=name, truncated=truncated, layers=layers, app=app, index=index)
+                emit(d, offset, data, name=name, truncated=truncated, layers=layers, app=app, index=index)
                 return
             for part in split.parts:
                 piece = data[part.start : part.end]
@@ -544,7 +704,7 @@ class Http:
                 elif cte == "quoted-printable":
                     piece = quopri.decodestring(piece)
                     part_layers += ("quoted-printable",)
-                wire.emit(
+                emit(
                     d,
                     offset,
                     piece,
@@ -560,13 +720,11 @@ class Http:
         if self._is_form(ctype, data):
             for n, v in enumerate(forms.urlencoded(data)):
                 form_layers = layers + ("urlencoded",)
-                wire.emit(d, offset, v.data, name=v.name, layers=form_layers, app=app, layer_offset=n, index=index)
+                emit(d, offset, v.data, name=v.name, layers=form_layers, app=app, layer_offset=n, index=index)
             return
         if forms.looks_json(ctype, data):
             for n, v in enumerate(forms.json_strings(data)):
-                wire.emit(
-                    d, offset, v.data, name=v.name, layers=layers + ("json",), app=app, layer_offset=n, index=index
-                )
+                emit(d, offset, v.data, name=v.name, layers=layers + ("json",), app=app, layer_offset=n, index=index)
 
 
 __all__ = ["Http"]

@@ -120,9 +120,11 @@ class Session:
             if self.raws[d] is not None:
                 self.raws[d].gap(offset, size)  # type: ignore[union-attr]
                 return
-        if self.ext is not None:
-            self.ext.gap(d)  # flushes what it was building
+        resumes = self.ext.gap(d) if self.ext is not None else None  # flushes what it was building
         self.count("gaps")
+        if resumes and self.raws[d] is None:
+            self.bufs[d].restart(offset + size)  # the extractor goes on past the gap (WebSocket frames)
+            return
         if self.raws[d] is None:
             self._to_raw(d, offset + size, gap_first=True)
         else:
@@ -189,6 +191,7 @@ class Session:
         index: int | None = None,
         stamp: tuple[float, int, str] | None = None,
         scan: bool = True,
+        found_alike: set[str] | None = None,
     ) -> int:
         """Hand one application object to the detector; returns its index in the direction.
 
@@ -213,6 +216,7 @@ class Session:
                 app=app,
                 declared=declared,
                 decoded=decoded,
+                found_alike=found_alike,
             ),
             scan,
         )

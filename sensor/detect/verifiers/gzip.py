@@ -8,7 +8,7 @@ from typing import ClassVar
 from sensor.content.headers import FNAME, parse_header
 from sensor.detect.tarwalk import TarWalker
 from sensor.detect.verifiers.base import Context, Verified, inflate_stream, judge_stream, stream_member, verifiers
-from sensor.model import Buffer, Candidate, Format
+from sensor.model import Buffer, Candidate, Checksum, Format, Proof
 
 
 def writer_of(flg: int, name: str | None, mtime: int, xfl: int, os_: int) -> str | None:
@@ -38,7 +38,10 @@ class GzipVerifier:
 
     def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
         off = cand.offset
-        hdr = parse_header(data, off)
+        # a body the protocol declares gzip-coded is read from its first byte as browsers read it (reserved flag
+        # bits, a wrong FHCRC) and a wrong CRC or ISIZE there is a damaged member, not an accident
+        declared = ctx.declared is Format.GZIP and off == 0 and ctx.at_object_start
+        hdr = parse_header(data, off) or (parse_header(data, off, lenient=True) if declared else None)
         if hdr is None:
             return None
         hlen, name, mtime, xfl, os_ = hdr
@@ -53,6 +56,8 @@ class GzipVerifier:
                 check = want_crc == crc and want_size == dec.output & 0xFFFFFFFF
                 end += 8
         verdict = judge_stream(dec, check)
+        if verdict is None and declared and dec.eof and check is False and dec.output:
+            verdict = Proof.STREAM_END, Checksum.BAD, False
         if verdict is None:
             return None
         flg = bytes(data[off + 3 : off + 4])[0]

@@ -1,0 +1,328 @@
+"""HTTP/1 framing read the way the other end reads it (issue "HTTP read the way the other end reads it").
+
+Each case is one message bending HTTP/1 the way browsers and common servers still accept, carrying a gzip
+member, sent as a request (outbound, an upload) and as a response (inbound, a download), followed on the same
+connection by an ordinary exchange. Each checks the body the receiver would decode (its sha256 among the
+objects), the member's one finding with its name and layers, that the stream parsed on after it, and the
+anomaly counted. Where receivers read the framing differently, each reading is an object labelled with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import pytest
+
+from sensor.output.ecs import finding_record, object_record
+from tests.builders import gzip_named, sample_text, zip_archive
+from tests.test_http import capture, ok, run_pcap
+from tests.test_http import conv as _conv
+
+
+def conv(exchanges):
+    """A connection of (request, response) pairs sent as they are (odd heads included)."""
+    return _conv([[("c2s", req), ("s2c", resp)] for req, resp in exchanges])
+
+
+MEMBER = gzip_named(sample_text(6000, 5), "ledger.csv")
+N = len(MEMBER)
+AFTER = b"second body, after the odd one"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _chunks(
+    data: bytes, size: int, line: bytes = b"%x\r\n", after: bytes = b"\r\n", last: bytes = b"0\r\n\r\n"
+) -> bytes:
+    return (
+        b"".join(line % len(data[i : i + size]) + data[i : i + size] + after for i in range(0, len(data), size)) + last
+    )
+
+
+# (case, head lines after the start line, body, the anomaly counted, the readings labelled (None: one reading))
+HEADS: list[tuple[str, bytes, bytes, str | None, tuple[str, ...] | None]] = [
+    ("bare LF", b"Host: x.example\nContent-Length: %d\n\n" % N, MEMBER, "bare_lf", None),
+    ("mixed line ends", b"Host: x.example\r\nContent-Length: %d\n\r\n" % N, MEMBER, "mixed_line_ends", None),
+    (
+        "blank before colon",
+        b"Host: x.example\r\nContent-Length : %d\r\n\r\n" % N,
+        MEMBER,
+        "blank_around_header_name",
+        None,
+    ),
+    (
+        "blank before name",
+        b"Host: x.example\r\nContent-Length\t:\t%d\r\n\r\n" % N,
+        MEMBER,
+        "blank_around_header_name",
+        None,
+    ),
+    (
+        "folded header",
+        b"Host: x.example\r\nContent-Length:\r\n %d\r\n\r\n" % N,
+        MEMBER,
+        "folded_header",
+        None,
+    ),
+    (
+        "control byte in a name",
+        b"Host: x.example\r\nContent-Length\x01: 3\r\nContent-Length: %d\r\n\r\n" % N,
+        MEMBER,
+        "bad_header_name",
+        None,
+    ),
+    (
+        "equal lengths",
+        b"Host: x.example\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n" % (N, N),
+        MEMBER,
+        "repeated_content_length",
+        None,
+    ),
+    (
+        "equal lengths in a list",
+        b"Host: x.example\r\nContent-Length: %d, %d\r\n\r\n" % (N, N),
+        MEMBER,
+        "repeated_content_length",
+        None,
+    ),
+    (
+        "different lengths",
+        b"Host: x.example\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n" % (N, N + 7),
+        MEMBER,
+        "different_content_lengths",
+        (f"length {N}", f"length {N + 7}"),
+    ),
+    ("plus sign", b"Host: x.example\r\nContent-Length: +%d\r\n\r\n" % N, MEMBER, "bad_content_length", None),
+    ("semicolon", b"Host: x.example\r\nContent-Length: %d;\r\n\r\n" % N, MEMBER, "bad_content_length", None),
+    ("trailing text", b"Host: x.example\r\nContent-Length: %d bytes\r\n\r\n" % N, MEMBER, "bad_content_length", None),
+    (
+        "chunked in capitals",
+        b"Host: x.example\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
+        _chunks(MEMBER, 1000),
+        None,
+        None,
+    ),
+    (
+        "chunked after a junk token",
+        b"Host: x.example\r\nTransfer-Encoding: foo, chunked\r\n\r\n",
+        _chunks(MEMBER, 1000),
+        None,
+        None,
+    ),
+    (
+        "chunked with a length",
+        b"Host: x.example\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n",
+        _chunks(MEMBER, 1000),
+        "content_length_with_chunked",
+        ("chunked", "length 40"),
+    ),
+    (
+        "chunk sizes with blanks, zeros and extensions",
+        b"Host: x.example\r\nTransfer-Encoding: chunked\r\n\r\n",
+        _chunks(MEMBER, 999, line=b" 000%x \t; name=value \r\n", last=b"000 ;x\r\n\r\n"),
+        None,
+        None,
+    ),
+    (
+        "chunk lines ended by LF",
+        b"Host: x.example\r\nTransfer-Encoding: chunked\r\n\r\n",
+        _chunks(MEMBER, 1000, line=b"%x\n", after=b"\n", last=b"0\n\n"),
+        None,
+        None,
+    ),
+    (
+        "no line end after chunk data",
+        b"Host: x.example\r\nTransfer-Encoding: chunked\r\n\r\n",
+        _chunks(MEMBER, 1000, after=b""),
+        "chunk_without_crlf",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "lines", "body", "anomaly", "readings"), HEADS, ids=[h[0] for h in HEADS])
+@pytest.mark.parametrize("direction", ["request", "response"])
+def test_framing_tricks_decode_as_the_receiver_does(
+    tmp_path, rule_cache, case, lines, body, anomaly, readings, direction
+):
+    if direction == "request":
+        message = b"POST /up/stage.gz HTTP/1.1\r\n" + lines + body
+        exchanges = [
+            (message, ok()),
+            (b"POST /next HTTP/1.1\r\nHost: x.example\r\nContent-Length: %d\r\n\r\n" % len(AFTER) + AFTER, ok()),
+        ]
+        kind = "alert"
+    else:
+        message = b"HTTP/1.1 200 OK\r\n" + lines + body
+        get = b"GET /dl/stage.gz HTTP/1.1\r\nHost: x.example\r\n\r\n"
+        exchanges = [(get, message), (b"GET /next HTTP/1.1\r\nHost: x.example\r\n\r\n", ok(AFTER))]
+        kind = None
+    run = run_pcap(rule_cache, capture(tmp_path, conv(exchanges)))
+    f = run.one(MEMBER)
+    assert f.name == "stage.gz" and not f.member.truncated
+    assert f.encoding == (("chunked",) if b"chunked" in lines.lower() else ())
+    if kind:
+        assert f.kind.value == kind
+    objects = {o.sha256: o for o in run.objects}
+    assert _sha(MEMBER) in objects, case  # the body as the receiver decodes it
+    assert _sha(AFTER) in objects  # and the stream went on after it
+    if anomaly:
+        assert run.stats.app[f"http.anomaly.{anomaly}"] >= 1
+        assert anomaly in finding_record(f)["stagewatch"]["http"]["anomalies"]
+    if direction == "response" and anomaly == "bad_content_length":
+        # Chromium: no valid length, the body runs to the close; lenient parsers: its leading digits
+        readings = (f"length {N} (leading digits)", "close (no valid length)")
+    if readings:
+        labelled = {o.app.reading for o in run.objects if o.app and o.app.reading}
+        assert labelled == set(readings)
+        assert object_record(objects[_sha(MEMBER)])["stagewatch"]["http"]["reading"] in readings
+    else:
+        assert all(o.app is None or o.app.reading is None for o in run.objects)
+
+
+STATUS_LINES = [
+    (b"HTTP/1.1 200\r\n", None),
+    (b"HTTP/1.1\t200\tOK\r\n", "odd_status_line"),
+    (b"http/1.1 200 ok\r\n", "odd_status_line"),
+    (b"HTTP/1.2 200 OK\r\n", "odd_version"),
+    (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\n",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "anomaly"), STATUS_LINES, ids=["no reason", "tabs", "lower case", "HTTP/1.2", "interim 1xx"]
+)
+def test_status_lines_as_browsers_take_them(tmp_path, rule_cache, status, anomaly):
+    response = status + b"Content-Length: %d\r\n\r\n" % N + MEMBER
+    get = b"GET /dl/stage.gz HTTP/1.1\r\nHost: x.example\r\n\r\n"
+    exchanges = [(get, response), (b"GET /next HTTP/1.1\r\nHost: x.example\r\n\r\n", ok(AFTER))]
+    run = run_pcap(rule_cache, capture(tmp_path, conv(exchanges)))
+    f = run.one(MEMBER)
+    assert f.name == "stage.gz" and f.app is not None and f.app.status == 200
+    assert {_sha(MEMBER), _sha(AFTER)} <= {o.sha256 for o in run.objects}
+    if anomaly:
+        assert run.stats.app[f"http.anomaly.{anomaly}"] == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "te", "readings"),
+    [
+        ("HTTP/1.0", "chunked", {"chunked", "close (chunked ignored on HTTP/1.0)"}),
+        ("HTTP/1.1", "chunked, foo", {"chunked", "close (chunked not last)"}),
+    ],
+)
+def test_responses_that_browsers_frame_differently_are_read_both_ways(tmp_path, rule_cache, version, te, readings):
+    """Chromium reads an HTTP/1.0 response to the close whatever its Transfer-Encoding; Firefox de-chunks it.
+    A body of one chunk: both readings hold the member, found once."""
+    body = _chunks(MEMBER, N)
+    response = f"{version} 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n".encode() + body
+    get = b"GET /dl/stage.gz HTTP/1.1\r\nHost: x.example\r\n\r\n"
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(get, response)])))
+    f = run.one(MEMBER)
+    assert f.name == "stage.gz"
+    by_reading = {o.app.reading: o.sha256 for o in run.objects if o.app and o.app.reading}
+    assert set(by_reading) == readings
+    assert by_reading["chunked"] == _sha(MEMBER) and _sha(body) in by_reading.values()
+
+
+def test_a_body_that_runs_to_the_close(tmp_path, rule_cache):
+    response = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n" + MEMBER
+    get = b"GET /dl/stage.gz HTTP/1.1\r\nHost: x.example\r\n\r\n"
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(get, response)])))
+    assert run.one(MEMBER).name == "stage.gz"
+    assert _sha(MEMBER) in {o.sha256 for o in run.objects}
+
+
+def test_readings_past_max_readings_are_counted(tmp_path, rule_cache):
+    lengths = ", ".join(str(N + k) for k in range(6)).encode()
+    request = b"POST /up/stage.gz HTTP/1.1\r\nHost: x.example\r\nContent-Length: " + lengths + b"\r\n\r\n" + MEMBER
+    after = b"POST /next HTTP/1.1\r\nHost: x.example\r\nContent-Length: %d\r\n\r\n" % len(AFTER) + AFTER
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(request, ok()), (after, ok())])))
+    assert run.one(MEMBER).name == "stage.gz"
+    assert len({o.app.reading for o in run.objects if o.app and o.app.reading}) == 4
+    assert run.stats.limits["readings"] == 1
+
+
+# -- content codings as browsers apply them --------------------------------------------------------
+
+PAYLOAD = zip_archive({"q3/ledger.csv": sample_text(20_000, 9)})  # what the codings wrap: a zip, found inside
+
+
+def _gzip(data: bytes, flags: int = 0, extra: bytes = b"", crc: int | None = None, size: int | None = None) -> bytes:
+    """A gzip member with the header fields `flags` names (FEXTRA, FNAME, FCOMMENT, FHCRC, reserved bits)."""
+    head = b"\x1f\x8b\x08" + bytes([flags]) + b"\0\0\0\0\0\xff"
+    if flags & 4:
+        head += len(extra).to_bytes(2, "little") + extra
+    if flags & 8:
+        head += b"ledger.zip\0"
+    if flags & 16:
+        head += b"a comment\0"
+    if flags & 2:
+        head += (zlib.crc32(head) & 0xFFFF).to_bytes(2, "little")
+    body = zlib.compressobj(6, zlib.DEFLATED, -15)
+    deflated = body.compress(data) + body.flush()
+    crc = zlib.crc32(data) if crc is None else crc
+    size = len(data) if size is None else size
+    return head + deflated + crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+CODED: list[tuple[str, list[str], bytes, tuple[str, ...], str | None]] = [
+    # (case, Content-Encoding header values, body, layers of the payload's finding, anomaly)
+    ("two headers", ["gzip", "deflate"], zlib.compress(_gzip(PAYLOAD)), ("deflate", "gzip"), None),
+    ("a list", ["deflate, gzip"], _gzip(zlib.compress(PAYLOAD)), ("gzip", "deflate"), None),
+    ("unknown token beside gzip", ["gzip, foo"], _gzip(PAYLOAD), ("gzip",), "unknown_content_coding"),
+    ("x-gzip", ["x-gzip"], _gzip(PAYLOAD), ("x-gzip",), None),
+    ("x-deflate as raw deflate", ["x-deflate"], _raw_deflate(PAYLOAD), ("x-deflate",), None),
+    ("identity and junk", ['identity, "gzip";q=1'], _gzip(PAYLOAD), ("gzip",), None),
+    ("a CR inside the value", ["gzip\rjunk"], _gzip(PAYLOAD), ("gzip",), None),
+    ("FEXTRA FNAME FCOMMENT FHCRC", ["gzip"], _gzip(PAYLOAD, 4 | 8 | 16 | 2, b"AB\x02\x00hi"), ("gzip",), None),
+    ("reserved flag bits", ["gzip"], _gzip(PAYLOAD, 0x20 | 8), ("gzip",), "gzip_header_flags"),
+    ("two members", ["gzip"], _gzip(PAYLOAD[:5000]) + _gzip(PAYLOAD[5000:]), ("gzip",), "gzip_members"),
+    ("wrong CRC", ["gzip"], _gzip(PAYLOAD, crc=0x12345678), ("gzip",), "bad_checksum"),
+    ("wrong ISIZE", ["gzip"], _gzip(PAYLOAD, size=7), ("gzip",), "bad_checksum"),
+]
+
+
+@pytest.mark.parametrize(("case", "values", "body", "layers", "anomaly"), CODED, ids=[c[0] for c in CODED])
+@pytest.mark.parametrize("direction", ["request", "response"])
+def test_content_codings_are_undone_as_browsers_apply_them(
+    tmp_path, rule_cache, case, values, body, layers, anomaly, direction
+):
+    codings = b"".join(b"Content-Encoding: " + v.encode() + b"\r\n" for v in values)
+    lines = b"Host: x.example\r\n" + codings + b"Content-Length: %d\r\n\r\n" % len(body)
+    if direction == "request":
+        exchanges = [(b"POST /up/ledger.zip HTTP/1.1\r\n" + lines + body, ok())]
+    else:
+        exchanges = [(b"GET /dl/ledger.zip HTTP/1.1\r\nHost: x.example\r\n\r\n", b"HTTP/1.1 200 OK\r\n" + lines + body)]
+    run = run_pcap(rule_cache, capture(tmp_path, conv(exchanges)))
+    assert _sha(PAYLOAD) in {o.sha256 for o in run.objects}, case  # decoded as the receiver does
+    f = run.one(PAYLOAD)
+    assert f.name == "ledger.zip" and f.encoding == layers and not f.member.truncated
+    if anomaly:
+        assert run.stats.app[f"http.anomaly.{anomaly}"] >= 1
+        assert anomaly in finding_record(f)["stagewatch"]["http"]["anomalies"]
+    if anomaly == "bad_checksum":
+        (outer,) = [g for g in run.findings if g.member.format.value == "gzip"]
+        assert finding_record(outer)["stagewatch"]["checksum"] == "bad"
+
+
+def test_a_coded_body_cut_short_is_decoded_as_far_as_it_goes(tmp_path, rule_cache):
+    body = _gzip(PAYLOAD)
+    cut = body[: len(body) * 2 // 3]
+    response = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + cut
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(b"GET /dl/ledger.zip HTTP/1.1\r\nHost: x\r\n\r\n", response)])))
+    decoded = [o for o in run.objects if o.layers == ("gzip",)]
+    assert len(decoded) == 1 and decoded[0].truncated and PAYLOAD.startswith(b"PK")
+    assert decoded[0].size > 0 and decoded[0].sha256 == _sha(zlib.decompressobj(31).decompress(cut))
