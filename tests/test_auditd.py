@@ -296,3 +296,13 @@ def test_proctitle_only_when_execve_missing(tmp_path: Path) -> None:
     ]
     events, _ = parse(write(tmp_path, ("\n".join(lines + failed) + "\n").encode()))
     assert [(e.record_id, e.command_line) for e in events] == [("1", "id -u")]
+
+
+def test_a_forged_argc_or_argument_index_costs_nothing() -> None:
+    """Found by fuzzing (fuzz/corpus/hostevents/auditd-forged-argument-index): an argument numbered a1444...4
+    with no argc made the parser count to that number. argv stops at the last argument present."""
+    from sensor.hostevents.auditd import argv_of
+
+    assert argv_of({"argc": "99999999999999", "a0": '"python3"', "a1": '"-c"'}) == ["python3", "-c"]
+    assert argv_of({"a0": '"python3"', "a" + "4" * 40: '"-c"'}) == ["python3"]
+    assert argv_of({"argc": "3", "a0": '"x"', "a2": '"z"'}) == ["x", "", "z"]  # a lost middle record stays empty

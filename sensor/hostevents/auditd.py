@@ -46,6 +46,7 @@ WINDOW = 64  # open events: records of one event may come a few events late, nev
 FLUSHED_MEMORY = 4096  # closed event ids remembered, so a straggler is not taken for a new event
 MAX_LINE = 64 * 1024  # a kernel record is at most ~9 KB (MAX_AUDIT_MESSAGE_LENGTH) plus enrichment
 MAX_RECORDS = 4096  # records of one event (a 2 MB argv is ~500 EXECVE records)
+MAX_ARGS = 1 << 17  # arguments of one execve kept (a 2 MB argv of one-byte arguments is ~1M; far beyond real use)
 
 # execve/execveat by audit arch, for RAW logs that have no SYSCALL= translation
 EXECVE_CALLS = {
@@ -91,10 +92,12 @@ def argv_of(execve: dict[str, str]) -> list[str]:
 
     An argument over the kernel's record size is written as `aN_len=SIZE aN[0]=... aN[1]=...`.
     """
-    argc = int(execve["argc"]) if execve.get("argc", "").isdigit() else None
-    if argc is None:  # first EXECVE record lost: take the arguments that are there
-        nums = {int(m.group(1)) for k in execve if (m := re.fullmatch(r"a(\d+)(?:_len|\[\d+\])?", k))}
-        argc = max(nums) + 1 if nums else 0
+    nums = {int(m.group(1)) for k in execve if (m := re.fullmatch(r"a(\d{1,9})(?:_len|\[\d+\])?", k))}
+    present = max(nums) + 1 if nums else 0
+    # argc from the record when it has one (a lost record leaves its arguments empty), else the arguments there;
+    # never past the last argument present, nor MAX_ARGS: a forged argc or index must not cost its value in time
+    argc = int(execve["argc"]) if execve.get("argc", "").isdigit() else present
+    argc = min(argc, present, MAX_ARGS)
     argv: list[str] = []
     for i in range(argc):
         if f"a{i}" in execve:
