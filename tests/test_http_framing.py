@@ -326,3 +326,14 @@ def test_a_coded_body_cut_short_is_decoded_as_far_as_it_goes(tmp_path, rule_cach
     decoded = [o for o in run.objects if o.layers == ("gzip",)]
     assert len(decoded) == 1 and decoded[0].truncated and PAYLOAD.startswith(b"PK")
     assert decoded[0].size > 0 and decoded[0].sha256 == _sha(zlib.decompressobj(31).decompress(cut))
+
+
+def test_when_the_stream_follows_the_wrong_length_the_other_reading_still_holds_the_body(tmp_path, rule_cache):
+    """Content-Length: N-100 and N. The stream is parsed by the first; the next "request line" is member bytes,
+    so parsing stops there (raw scanning) and the reading by the second length, fed what was buffered, is the
+    whole body: the member keeps its name."""
+    request = b"POST /up/stage.gz HTTP/1.1\r\nHost: x.example\r\nContent-Length: %d, %d\r\n\r\n" % (N - 100, N)
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(request + MEMBER, ok())])))
+    f = run.one(MEMBER)
+    assert f.name == "stage.gz" and f.app is not None and f.app.reading == f"length {N}"
+    assert run.stats.app["http.anomaly.bad_start_line"] == 1

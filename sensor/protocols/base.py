@@ -92,6 +92,7 @@ class Wire(Protocol):
         why: str | None,
         replay: bytes = b"",
         stamp: tuple[float, int, str] | None = None,
+        found_alike: set[str] | None = None,
     ) -> None: ...
 
     def anomaly(self, what: str) -> None: ...

@@ -318,15 +318,15 @@ class Http:
                 self._deliver_shadow(d, shadow, truncated=False)
 
     def _flush_shadows(self, d: int, truncated: bool) -> None:
-        """The direction ended (or parsing stopped): each other reading gets what is left and is delivered."""
+        """The direction ended (or parsing stopped): each other reading gets what is buffered and is delivered;
+        `truncated`: the stream goes on beyond the buffer unseen by them (a gap, raw scanning, a tunnel)."""
         if not self.shadows[d]:
             return
         buf = self.wire.buf(d)
-        if not truncated:
-            self._feed(d, buf.data)
+        self._feed(d, buf.data)  # real stream bytes: a reading the stream's own one could not follow needs them
         for shadow in self.shadows[d]:
             short = shadow.framing.mode == "length" and len(shadow.data) < shadow.framing.length
-            self._deliver_shadow(d, shadow, truncated or short)
+            self._deliver_shadow(d, shadow, short or (truncated and shadow.framing.mode == "close"))
         self.shadows[d] = []
 
     def _deliver_shadow(self, d: int, shadow: Shadow, truncated: bool) -> None:
@@ -451,7 +451,8 @@ class Http:
         held = self.held[d]
         if held is not None:
             self.held[d] = None
-            self.wire.raw(d, held.offset, why, replay=held.data, stamp=held.stamp)
+            found = held.message.found if held.message.readings else None
+            self.wire.raw(d, held.offset, why, replay=held.data, stamp=held.stamp, found_alike=found)
         else:
             self.wire.raw(d, buf.base, why)
 

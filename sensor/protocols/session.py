@@ -15,7 +15,7 @@ from dataclasses import replace
 from sensor.config import Limits
 from sensor.flow.chunker import ChunkSink
 from sensor.flow.reassembly import EndReason
-from sensor.model import AppMeta, ContentObject, Format, NetworkOrigin, StreamChunk, StreamDecode
+from sensor.model import AppMeta, ContentObject, Finding, Format, Kind, NetworkOrigin, StreamChunk, StreamDecode
 from sensor.protocols.base import DirBuffer, Extractor, extractors
 from sensor.stats import RunStats
 
@@ -229,16 +229,18 @@ class Session:
         why: str | None,
         replay: bytes = b"",
         stamp: tuple[float, int, str] | None = None,
+        found_alike: set[str] | None = None,
     ) -> None:
         """Stop parsing direction d; scan its bytes from stream `offset` on as a raw stream.
 
         `replay` are bytes already taken out of the buffer that sat at `offset`, just before it
         (a body held back until the next message proved its length right), stamped `stamp`.
+        `found_alike`: members a reading of the message being parsed already gave; not found again raw.
         """
         if why:
             self.anomaly(why)
         if self.raws[d] is None:
-            self._to_raw(d, offset, replay=replay, stamp=stamp)
+            self._to_raw(d, offset, replay=replay, stamp=stamp, found_alike=found_alike)
 
     def anomaly(self, what: str) -> None:
         self.stats.app[f"{self.ext_name or 'raw'}.anomaly.{what}"] += 1
@@ -319,10 +321,13 @@ class Session:
         gap_first: bool = False,
         replay: bytes = b"",
         stamp: tuple[float, int, str] | None = None,
+        found_alike: set[str] | None = None,
     ) -> None:
         """Direction d goes to a raw scanner from `offset`: replay what is buffered from there."""
         buf = self.bufs[d]
         raw = self.make_raw(d, offset, self.next_index(d), self.ext_name)
+        if found_alike and hasattr(raw, "emit"):
+            raw.emit = _unless_found(raw.emit, found_alike, self.stats)
         self.raws[d] = raw
         if replay:
             raw.chunk(StreamChunk(offset, replay, [offset], [stamp or self.stamp(d, offset)]))
@@ -338,6 +343,19 @@ class Session:
         self.marks[d].clear()
         if self.ended[d]:
             raw.end(EndReason.EOF)
+
+
+def _unless_found(emit: Callable[[Finding], None], found: set[str], stats: RunStats) -> Callable[[Finding], None]:
+    """`emit` for a raw scanner that drops the members a reading of the same message already gave."""
+
+    def filtered(f: Finding) -> None:
+        if f.member.sha256 in found:
+            stats.findings -= 1
+            stats.alerts -= f.kind is Kind.ALERT
+            return
+        emit(f)
+
+    return filtered
 
 
 __all__ = ["SNIFF_MAX", "DirSink", "Session"]
