@@ -10,12 +10,16 @@ anomaly counted. Where receivers read the framing differently, each reading is a
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 import zlib
 
 import pytest
 
 from sensor.output.ecs import finding_record, object_record
+from tests import netns
 from tests.builders import gzip_named, sample_text, zip_archive
+from tests.conftest import need
 from tests.test_http import capture, ok, run_pcap
 from tests.test_http import conv as _conv
 
@@ -175,6 +179,9 @@ def test_framing_tricks_decode_as_the_receiver_does(
     if direction == "response" and anomaly == "bad_content_length":
         # Chromium: no valid length, the body runs to the close; lenient parsers: its leading digits
         readings = (f"length {N} (leading digits)", "close (no valid length)")
+    if direction == "response" and b"foo, chunked" in lines:
+        # browsers de-chunk; Python's http.client only de-chunks "chunked" alone, else reads to the close
+        readings = ("chunked", "close (Transfer-Encoding not just chunked)")
     if readings:
         labelled = {o.app.reading for o in run.objects if o.app and o.app.reading}
         assert labelled == set(readings)
@@ -337,3 +344,87 @@ def test_when_the_stream_follows_the_wrong_length_the_other_reading_still_holds_
     f = run.one(MEMBER)
     assert f.name == "stage.gz" and f.app is not None and f.app.reading == f"length {N}"
     assert run.stats.app["http.anomaly.bad_start_line"] == 1
+
+
+# -- real receivers: Python's http.server (a request's receiver) and http.client (a response's) ------------------
+
+RECEIVERS = r"""
+import http.client, http.server, json, socket, sys, threading
+from pathlib import Path
+
+work = Path(sys.argv[1])
+cases = json.loads((work / "cases.json").read_text())
+CLIENT, SERVER = "10.0.0.10", "203.0.113.80"
+
+class Keep(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # the body as http.server's own framing reads it
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        (work / (self.path.strip("/") + ".got")).write_bytes(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+
+srv = http.server.HTTPServer((SERVER, 8082), Keep)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+raw = socket.create_server((SERVER, 8081))
+
+def answer():  # sends each canned response as it is, then closes
+    for case in cases:
+        if case["kind"] == "response":
+            conn, _ = raw.accept()
+            conn.recv(65536)
+            conn.sendall(bytes.fromhex(case["bytes"]))
+            conn.close()
+
+threading.Thread(target=answer, daemon=True).start()
+for case in cases:
+    if case["kind"] == "response":  # the body as http.client's own framing reads it
+        c = http.client.HTTPConnection(SERVER, 8081, source_address=(CLIENT, 0), timeout=10)
+        c.request("GET", "/dl/stage.gz")
+        (work / (case["name"] + ".got")).write_bytes(c.getresponse().read())
+        c.close()
+    else:
+        s = socket.create_connection((SERVER, 8082), source_address=(CLIENT, 0), timeout=10)
+        s.sendall(bytes.fromhex(case["bytes"]))
+        while s.recv(65536):
+            pass
+        s.close()
+srv.shutdown()
+"""
+
+
+def test_what_real_receivers_decode_is_among_the_objects(tmp_path, rule_cache):
+    """Python's http.server and http.client receive odd messages over loopback (captured by tcpdump); the body
+    each one decoded must be one of stagewatch's objects (its reading of the other end)."""
+    need(netns.missing())
+    body = _chunks(MEMBER, 700)
+    cases = {
+        "r-http10-chunked": ("response", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body),
+        "r-chunked-in-a-list": ("response", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo, chunked\r\n\r\n" + body),
+        "r-plus-length": ("response", b"HTTP/1.1 200 OK\r\nContent-Length: +%d\r\n\r\n" % N + MEMBER),
+        "r-bare-lf": ("response", b"HTTP/1.1 200\nContent-Length: %d\n\n" % N + MEMBER),
+        "q-plus-length": ("request", b"Host: x\r\nContent-Length: +%d\r\n\r\n" % N + MEMBER),
+        "q-folded-length": ("request", b"Host: x\r\nContent-Length:\r\n %d\r\n\r\n" % N + MEMBER),
+        "q-bare-lf": ("request", b"Host: x\nContent-Length: %d\n\n" % N + MEMBER),
+    }
+    listed = []
+    for name, (kind, data) in cases.items():
+        if kind == "request":
+            data = f"POST /{name} HTTP/1.1\r\n".encode() + data
+        listed.append({"name": name, "kind": kind, "bytes": data.hex()})
+    (tmp_path / "cases.json").write_text(json.dumps(listed))
+    (tmp_path / "receivers.py").write_text(RECEIVERS)
+    pcap = tmp_path / "odd.pcap"
+    with netns.loopback_capture(pcap, "tcp port 8081 or tcp port 8082") as inside:
+        done = inside([sys.executable, str(tmp_path / "receivers.py"), str(tmp_path)], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    run = run_pcap(rule_cache, pcap)
+    objects = {o.sha256 for o in run.objects}
+    for name in cases:
+        got = (tmp_path / f"{name}.got").read_bytes()
+        assert got, name
+        assert _sha(got) in objects, f"{name}: the receiver decoded {len(got)} bytes that no reading gave"
+    assert _sha(body) in objects and _sha(MEMBER) in objects

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
-import uuid
 
+from tests import netns
 from tests import wsbuild as ws
 from tests.builders import gzip_named, sample_text, xz_member
 from tests.conftest import need
@@ -158,57 +154,18 @@ asyncio.run(main())
 """
 
 
-def _netns_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for ip netns and tcpdump"
-    for tool in ("ip", "tcpdump"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (make test installs iproute2 and tcpdump)"
-    try:
-        import websockets  # noqa: F401
-    except ImportError:
-        return "the websockets library (test extra) is not installed"
-    return None
-
-
 def test_a_real_websocket_client_and_server_with_permessage_deflate(tmp_path, rule_cache):
     """websockets (a complete RFC 6455 and RFC 7692 implementation) on both ends, with its default
     permessage-deflate (context takeover), captured by tcpdump: what a real library sends is read."""
-    need(_netns_missing())
+    need(netns.missing() or (None if importlib.util.find_spec("websockets") else "websockets (test extra) missing"))
     (tmp_path / "member").write_bytes(MEMBER)
     (tmp_path / "other").write_bytes(OTHER)
     (tmp_path / "peer.py").write_text(PEER)
-    ns = f"sw-ws-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    inside = ["ip", "netns", "exec", ns]
-    try:
-        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-        for addr in ("10.0.0.10/32", "203.0.113.80/32"):
-            subprocess.run([*inside, "ip", "addr", "add", addr, "dev", "lo"], check=True, capture_output=True)
-        pcap = tmp_path / "ws.pcap"
-        dump = subprocess.Popen(
-            [*inside, "tcpdump", "-i", "lo", "-U", "--immediate-mode", "-w", str(pcap), "tcp port 8080"],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert dump.stderr is not None
-            dump.stderr.readline()  # "listening on lo ...": capturing from here
-            peer = [
-                *inside,
-                sys.executable,
-                str(tmp_path / "peer.py"),
-                str(tmp_path / "member"),
-                str(tmp_path / "other"),
-            ]
-            done = subprocess.run(peer, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
-            time.sleep(0.3)
-        finally:
-            dump.send_signal(signal.SIGINT)
-            dump.wait(timeout=10)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    pcap = tmp_path / "ws.pcap"
+    with netns.loopback_capture(pcap, "tcp port 8080") as inside:
+        peer = [sys.executable, str(tmp_path / "peer.py"), str(tmp_path / "member"), str(tmp_path / "other")]
+        done = inside(peer, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
     run = run_pcap(rule_cache, pcap)
     up, down = run.one(MEMBER), run.one(OTHER)
     assert up.kind.value == "alert" and up.encoding == ("websocket", "permessage-deflate") and up.name == "upload"

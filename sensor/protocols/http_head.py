@@ -10,14 +10,16 @@ Where receivers disagree on a body's framing, `framings` gives every plausible r
 one the stream is parsed by (RFC 9112 §6.3, which browsers follow), the others decoded beside it:
 
 - Transfer-Encoding naming `chunked` anywhere in its list is chunked (Chromium, Firefox, libhtp); RFC 9112
-  wants it last, else the response runs to the close: that reading too. On an HTTP/1.0 response Chromium
+  wants it last, else the response runs to the close, and Python's http.client de-chunks only a value that is
+  `chunked` alone: those responses are read to the close too. On an HTTP/1.0 response Chromium
   ignores Transfer-Encoding (reads to the close) while Firefox de-chunks: both.
 - Transfer-Encoding with Content-Length: chunked (RFC, browsers), and the length (servers that take it:
   the request-smuggling split).
 - Content-Length: equal duplicates are one length (RFC 9110 §8.6, browsers); different ones are refused by
   browsers and taken first or last by servers: each value. A value with junk (`+5`, `5;`, `5 x`) is no length
-  for Chromium (the response runs to the close) and its leading number for lenient parsers (Python's `int`
-  takes `+5`, Firefox and several servers the leading digits): both.
+  for Chromium (the response runs to the close) and its leading number for a lenient parser (Python's
+  `int`, which http.server uses, takes `+5` and ` 5 `; a parser that stops at the first non-digit takes
+  `5;`): both.
 """
 
 from __future__ import annotations
@@ -160,6 +162,10 @@ def framings(head: Head, request: Head | None, response: bool, max_readings: int
             head.anomalies.append("chunked_not_last")
             if response:
                 add(Framing("close", label="close (chunked not last)"))
+        elif te != ["chunked"] and response:
+            # Python's http.client de-chunks only a value that is exactly "chunked" (any case); else to the close
+            head.anomalies.append("chunked_in_a_list")
+            add(Framing("close", label="close (Transfer-Encoding not just chunked)"))
         if response and head.version < (1, 1):
             head.anomalies.append("chunked_on_http10")
             add(Framing("close", label="close (chunked ignored on HTTP/1.0)"))
