@@ -428,3 +428,18 @@ def test_what_real_receivers_decode_is_among_the_objects(tmp_path, rule_cache):
         assert got, name
         assert _sha(got) in objects, f"{name}: the receiver decoded {len(got)} bytes that no reading gave"
     assert _sha(body) in objects and _sha(MEMBER) in objects
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_response_without_a_status_line_is_an_http09_body(tmp_path, rule_cache, first):
+    """No status line: the first answer of a connection is HTTP/0.9, its body the rest of the connection,
+    named by its request. After a real response it is not (a lying length is suspected: raw scanning)."""
+    get = b"GET /dl/stage.gz HTTP/1.1\r\nHost: x.example\r\n\r\n"
+    exchanges = [(get, MEMBER)] if first else [(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", ok()), (get, MEMBER)]
+    run = run_pcap(rule_cache, capture(tmp_path, conv(exchanges)))
+    f = run.one(MEMBER)
+    if first:
+        assert f.name == "stage.gz" and run.stats.app["http.anomaly.http09_response"] == 1
+        assert "http09_response" in finding_record(f)["stagewatch"]["http"]["anomalies"]
+    else:
+        assert f.name is None and run.stats.app["http.anomaly.bad_start_line"] == 1

@@ -115,6 +115,14 @@ class Shadow:
     stamp: tuple[float, int, str] | None = None
 
 
+def _http09(data: bytes | bytearray, ended: bool) -> bool | None:
+    """Whether a response direction starts without a status line (True), with one (False), or cannot tell yet."""
+    head = bytes(data[:4]).lower()
+    if b"http"[: len(head)] != head:
+        return True
+    return None if len(head) < 4 and not ended else False
+
+
 def _upgrade(head: Head | None) -> bool:
     """The message asks for (or agrees to) a WebSocket: `Upgrade: websocket`, in any case."""
     return head is not None and "websocket" in (head.get("upgrade") or "").lower()
@@ -172,6 +180,7 @@ class Http:
         self.shadows: list[list[Shadow]] = [[], []]
         self.tunnel = False
         self.upgrading = False  # a WebSocket Upgrade request waits for its answer: what follows it is not HTTP yet
+        self.answered = False  # a final response was seen (only the first may be an HTTP/0.9 one)
         self.ws: tuple[websocket.Reader, websocket.Reader] | None = None
         self.ws_app: AppMeta | None = None
         self.ws_name: str | None = None
@@ -207,6 +216,15 @@ class Http:
                 if buf.ended:
                     self._release(d)
                 break
+            if d == 1 and not self.answered and self.requests and self.held[1] is None:
+                http09 = _http09(data, buf.ended)
+                if http09 is None:
+                    break  # too few bytes to tell a status line from a body
+                if http09:
+                    # no status line: an HTTP/0.9 answer, its body the whole rest (Chromium still takes one on
+                    # a default port, and the other end is the attacker's own program anyway)
+                    self._start(1, Head(buf.base, False, None, None, 200, {}, (0, 9), ["http09_response"]))
+                    continue
             found = head_end(data, MAX_HEADER)
             if found is None:
                 if len(data) > MAX_HEADER:
@@ -269,6 +287,7 @@ class Http:
                 return  # interim response (100 Continue, 102, 103): the request waits for its final one
             request = self.requests.popleft() if self.requests else None
             self.wire.count("responses")
+            self.answered = True
             if self.upgrading and not self.requests:
                 self.upgrading = False  # refused (not 101): the client's bytes are HTTP again
                 if self.wire.buf(0).data or self.wire.buf(0).ended:

@@ -107,6 +107,8 @@ def parse_head(block: bytes, offset: int) -> Head | None:
             if last is not None:  # obsolete folding: Chromium and Firefox join it to the previous value
                 anomalies.append("folded_header")
                 head.headers[last] = f"{head.headers[last]} {from_bytes(line.strip())}".strip()
+            else:
+                anomalies.append("junk_header_line")  # a continuation of the start line: ignored
             continue
         name, sep, value = line.partition(b":")
         name = name.strip(b" \t")
@@ -120,7 +122,7 @@ def parse_head(block: bytes, offset: int) -> Head | None:
         if name != line.partition(b":")[0]:
             anomalies.append("blank_around_header_name")
         key = from_bytes(name).lower()
-        text = from_bytes(value.strip(b" \t"))  # exact: an attacker's file name or URL keeps its bytes
+        text = from_bytes(value.strip(b" \t\r"))  # exact: an attacker's file name or URL keeps its bytes
         head.headers[key] = f"{head.headers[key]}, {text}" if key in head.headers else text
         last = key
     if bare_lf:
