@@ -173,3 +173,16 @@ def test_a_real_websocket_client_and_server_with_permessage_deflate(tmp_path, ru
     texts = {o.sha256 for o in run.objects}
     assert _sha(b'{"op": "hello"}') in texts and _sha(b'got {"op": "hello"}') in texts
     assert run.stats.app["http.websockets"] == 1
+
+
+def test_a_frame_cut_by_lost_bytes_keeps_what_came(tmp_path, rule_cache):
+    """One binary frame over three segments, the last one lost: the message is what came, unmasked, truncated
+    (it was dropped whole before: the frame never completed)."""
+    payload = MEMBER + sample_text(2000, 15)
+    handshake = [("c2s", ws.upgrade_request()), ("s2c", ws.upgrade_response())]
+    c = conv([handshake, [("c2s", ws.frame(BINARY, payload, mask=50)), ("s2c", ws.frame(TEXT, b"bye"))]], mss=1400)
+    pkts = drop(packets_of(c), nth_data(c, "c2s", 3))  # c2s segments: the request (0), then the frame (1, 2, 3)
+    run = run_pcap(rule_cache, write_pcap(tmp_path / "ws.pcap", pkts))
+    (cut,) = [o for o in run.objects if o.layers == ("websocket",) and o.origin.client_to_server]
+    seen = 2 * 1400 - 8  # two segments of the frame, less its 8-byte header (2 + 2 length + 4 key)
+    assert cut.truncated and cut.size == seen and cut.sha256 == _sha(payload[:seen])

@@ -245,6 +245,10 @@ class Http:
 
     def gap(self, d: int) -> bool | None:
         if self.ws is not None:
+            buf = self.wire.buf(d)
+            _, messages, _ = self.ws[d].feed(buf.data, buf.base, True)  # what came before the gap, a cut frame too
+            for msg in messages:
+                self._ws_message(d, msg, self.wire.stamp(d, msg.offset))
             msg = self.ws[d].gap()
             if msg is not None:
                 self._ws_message(d, msg)

@@ -107,7 +107,7 @@ class Reader:
         bytes stopped being frames, if they did; the messages before that point are kept)."""
         out: list[Message] = []
         try:
-            pos = self._frames(data, base, out)
+            pos = self._frames(data, base, out, ended)
         except NotFrames as e:
             if self.start >= 0:
                 out.append(self._finish(truncated=True))
@@ -116,7 +116,7 @@ class Reader:
             out.append(self._finish(truncated=True))
         return pos, out, None
 
-    def _frames(self, data: bytes | bytearray, base: int, out: list[Message]) -> int:
+    def _frames(self, data: bytes | bytearray, base: int, out: list[Message], ended: bool) -> int:
         pos = 0
         n = len(data)
         while pos < n and not self.closed:
@@ -146,6 +146,9 @@ class Reader:
             if end > n:
                 if length > self.max_message and opcode != CONTINUATION and self.start < 0:
                     raise NotFrames(base + pos, "frame_too_long")
+                if ended and opcode not in CONTROL_OPCODES:
+                    self._cut_frame(bytes(data[pos:n]), head, bool(masked), opcode, base + pos, rsv)
+                    return n
                 break
             if self.client and not masked and "unmasked_client_frame" not in self.anomalies:
                 self.anomalies.append("unmasked_client_frame")
@@ -172,6 +175,19 @@ class Reader:
                         out.append(self._finish(truncated=False))
             pos = end
         return pos
+
+    def _cut_frame(self, frame: bytes, head: int, masked: bool, opcode: int, offset: int, rsv: int) -> None:
+        """The stream ended inside a data frame: what of its payload came is the (truncated) message's end."""
+        key = frame[head : head + 4] if masked else b""
+        payload = frame[head + (4 if masked else 0) :]
+        if masked and len(key) == 4:
+            payload = _unmask(payload, key)
+        elif masked:
+            payload = b""
+        if opcode in DATA_OPCODES and self.start < 0:
+            self.start, self.text, self.compressed = offset, opcode == TEXT, bool(rsv & 0x40)
+        if self.start >= 0:
+            self._add(payload)
 
     def gap(self) -> Message | None:
         """Bytes were lost: the message being assembled ends truncated; the window's history is gone."""
