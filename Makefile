@@ -11,7 +11,8 @@ APT_PKGS_RUN := libmagic1 gcc python3-dev
 # a network namespace; scapy compiles --bpf with tcpdump), postgresql (a throwaway server for the store
 # tests), chromium (headless: tests/test_report.py renders the HTML report, reads its DOM, takes a
 # screenshot), yara (bench peer)
-APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium
+APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium \
+  dovecot-imapd dovecot-pop3d
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench

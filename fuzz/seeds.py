@@ -140,8 +140,8 @@ def seeds() -> dict[str, dict[str, bytes]]:
     from sensor.stats import RunStats
 
     targets = (
-        "pcap", "pcapng", "decode", "ring", "flow", "http", "framing", "websocket", "smtp", "ftp", "detect", "verify",
-        "content",
+        "pcap", "pcapng", "decode", "ring", "flow", "http", "framing", "websocket", "smtp", "imap", "pop3", "ftp",
+        "detect", "verify", "content",
     )  # fmt: skip
     out: dict[str, dict[str, bytes]] = {t: {} for t in (*targets, "hostevents", "config")}
     members = _members()
@@ -181,6 +181,20 @@ def seeds() -> dict[str, dict[str, bytes]]:
     upgrade = [(0, ws.upgrade_request(deflate=True)), (1, ws.upgrade_response("permessage-deflate"))]
     out["http"]["websocket"] = _ops([*upgrade, (0, frames), (1, ws.frame(2, members["xz"]))])
     out["smtp"]["attachment"] = _ops(_smtp(members["xz"]))
+    from tests import appbuild as ab
+
+    attached = [ab.Attachment("rows.gz", members["gzip"])]
+    mail = ab.smtp_message("a@example.org", ["b@example.net"], "rows", "see", attached)
+    out["imap"]["append-fetch"] = _ops([
+        (1, b"* OK ready\r\n"), (0, b"a1 LOGIN {1}\r\n"), (1, b"+ OK\r\n"), (0, b"u p\r\n"), (1, b"a1 OK\r\n"),
+        (0, b"a2 APPEND Drafts {%d+}\r\n" % len(mail) + mail + b"\r\n"), (1, b"a2 OK\r\n"),
+        (0, b"a3 FETCH 1 (BODY.PEEK[])\r\n"),
+        (1, b"* 1 FETCH (BODY[] {%d}\r\n" % len(mail) + mail + b")\r\na3 OK\r\n"), (0, b"a4 STARTTLS\r\n"),
+    ])  # fmt: skip
+    out["pop3"]["retr"] = _ops([
+        (1, b"+OK ready\r\n"), (0, b"USER u\r\nPASS p\r\nCAPA\r\nRETR 1\r\n"),
+        (1, b"+OK\r\n+OK\r\n+OK\r\nTOP\r\n.\r\n+OK\r\n" + ab.dot_stuff(mail)), (0, b"STLS\r\n"), (1, b"+OK\r\n"),
+    ])  # fmt: skip
     out["ftp"]["control"] = _ops(_ftp())
     for name, data in members.items():
         out["detect"][name] = b"junk" * 5 + data

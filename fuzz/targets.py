@@ -323,6 +323,20 @@ def fuzz_smtp(data: bytes) -> None:
     _conversation(data, (40001, 25))
 
 
+@target("imap")
+def fuzz_imap(data: bytes) -> None:
+    """An IMAP connection both ways (literals of every kind, APPEND and FETCH messages), scanned as the sensor
+    does."""
+    _conversation(data, (40005, 143))
+
+
+@target("pop3")
+def fuzz_pop3(data: bytes) -> None:
+    """A POP3 connection both ways (pipelined commands, RETR messages, multi-line answers), scanned as the sensor
+    does."""
+    _conversation(data, (40006, 110))
+
+
 @target("ftp")
 def fuzz_ftp(data: bytes) -> None:
     """An FTP control connection both ways (commands, replies, PORT/PASV), scanned as the sensor does."""

@@ -155,7 +155,7 @@ def app_stagewatch(app: AppMeta | None) -> dict[str, Any]:
 
 
 def app_fields(app: AppMeta | None) -> dict[str, Any]:
-    """ECS http.*, url.*, user_agent.*, email.* (and stagewatch's ftp command) of an object."""
+    """ECS http.*, url.*, user_agent.*, email.* (and the command of ftp, imap and pop3) of an object."""
     if app is None:
         return {}
     out: dict[str, Any] = {}
@@ -181,7 +181,7 @@ def app_fields(app: AppMeta | None) -> dict[str, Any]:
     if email:
         out["email"] = email
     if app.command:
-        out["ftp"] = {"command": app.command}
+        out[app.protocol] = {"command": app.command}  # ftp.command, imap.command, pop3.command
     return out
 
 

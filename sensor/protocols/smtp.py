@@ -11,19 +11,17 @@ scanned (Zeek and Suricata do the same).
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from dataclasses import dataclass, field
-from email.message import Message
+from functools import partial
 from typing import ClassVar
 
+from sensor.content import mail
 from sensor.model import AppMeta
 from sensor.names import from_bytes
 from sensor.protocols.base import Wire, extractors
 
 MAX_LINE = 64 * 1024
-MAX_PARTS = 500
 GREETING = re.compile(rb"(?i)(EHLO|HELO|LHLO)[ \r\n]")
 ADDRESS = re.compile(r"<([^>]*)>")
 BDAT = re.compile(rb"(?i)BDAT[ \t]+(\d{1,12})([ \t]+LAST)?[ \t]*\r?$")
@@ -207,71 +205,11 @@ class Smtp:
     def _message(self, data: bytes, truncated: bool, stuffed: bool = True) -> None:
         if not data:
             return
-        wire = self.wire
         body = unstuff(data) if stuffed else data
-        stamp = self.stamp or wire.stamp(0, self.msg_start)
-        env = self.env
-        try:
-            msg = email.message_from_bytes(body, policy=email.policy.default)
-            subject = str(msg.get("Subject", "") or "") or None
-        except Exception:  # noqa: BLE001 - the email package's errors are many; the message goes raw
-            msg, subject = None, None
-        app = AppMeta("smtp", mail_from=env.mail_from, rcpt_to=tuple(env.rcpt_to), subject=subject)
-        wire.count("messages")
-        name = f"{subject}.eml" if subject else None
-        index = wire.emit(0, self.msg_start, body, name=name, truncated=truncated, app=app, stamp=stamp, scan=False)
-        if msg is None:
-            wire.anomaly("mime")
-            wire.emit(0, self.msg_start, body, name=name, truncated=truncated, app=app, index=index, stamp=stamp)
-            return
-        parts = 0
-        for n, part in enumerate(msg.walk()):
-            if part.is_multipart():
-                continue
-            parts += 1
-            if parts > MAX_PARTS:
-                wire.anomaly("too_many_parts")
-                break
-            data, layers = _payload(part)
-            if data:
-                filename = _filename(part)
-                wire.emit(
-                    0,
-                    self.msg_start,
-                    data,
-                    name=filename,
-                    truncated=truncated,
-                    layers=layers,
-                    app=app,
-                    layer_offset=n,
-                    index=index,
-                    stamp=stamp,
-                )
-        if getattr(msg, "defects", None):
-            wire.count("mime_defects", len(msg.defects))
-
-
-def _filename(part: Message) -> str | None:
-    try:
-        return part.get_filename()
-    except (ValueError, LookupError, TypeError):
-        return None
-
-
-def _payload(part: Message) -> tuple[bytes, tuple[str, ...]]:
-    """The part's bytes with its transfer encoding undone, and the layers that took."""
-    cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
-    try:
-        data = part.get_payload(decode=True)
-    except (ValueError, LookupError, TypeError, AssertionError):
-        data = None
-    if not isinstance(data, bytes):
-        raw = part.get_payload()
-        data = raw.encode("latin-1", "replace") if isinstance(raw, str) else b""
-        return data, ("mime",)
-    if cte in ("base64", "quoted-printable"):
-        return data, ("mime", cte)
-    return data, ("mime",)
+        stamp = self.stamp or self.wire.stamp(0, self.msg_start)
+        app = AppMeta("smtp", mail_from=self.env.mail_from, rcpt_to=tuple(self.env.rcpt_to))
+        emit = partial(self.wire.emit, 0, self.msg_start, stamp=stamp)
+        mail.emit_message(emit, body, truncated, app, self.wire.count)
 
 
 __all__ = ["Smtp", "unstuff"]
