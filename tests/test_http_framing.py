@@ -443,3 +443,12 @@ def test_a_response_without_a_status_line_is_an_http09_body(tmp_path, rule_cache
         assert "http09_response" in finding_record(f)["stagewatch"]["http"]["anomalies"]
     else:
         assert f.name is None and run.stats.app["http.anomaly.bad_start_line"] == 1
+
+
+def test_a_request_line_with_tabs_and_blanks_is_http_on_any_port(tmp_path, rule_cache):
+    request = b"POST\t/up/stage.gz  HTTP/1.1\r\nHost: x.example\r\nContent-Length: %d\r\n\r\n" % N + MEMBER
+    c = _conv([[("c2s", request), ("s2c", ok())]], port=4444)
+    run = run_pcap(rule_cache, capture(tmp_path, c))
+    f = run.one(MEMBER)
+    assert f.name == "stage.gz" and f.origin.protocol == "http"
+    assert run.stats.app["http.anomaly.request_line_blanks"] == 1

@@ -37,7 +37,7 @@ from sensor.protocols.http_head import Framing, Head, chunk_size, framings, head
 MAX_HEADER = 64 * 1024
 MAX_CHUNK_LINE = 1024
 MAX_TARGET = 16384
-SNIFF_REQUEST = re.compile(rb"[A-Z][A-Z0-9_-]{1,23} [^\s]+ HTTP/1\.[01]\r?\n")
+SNIFF_REQUEST = re.compile(rb"[A-Z][A-Z0-9_-]{1,23}[ \t]+[^\s]+[ \t]+HTTP/1\.\d{1,3}[ \t]*\r?\n")
 # what a request line cut anywhere before its end can look like after a known method: the target, then any
 # prefix of " HTTP/1.0" (a sender chooses where its segments end)
 PARTIAL_TARGET = re.compile(rb"[^\s]*(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.[01]?)?)?)?)?)?)?)?\r?)?")
