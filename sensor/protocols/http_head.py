@@ -37,7 +37,7 @@ CHUNK_SIZE = re.compile(rb"[ \t]*0*([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?")
 PLAIN_STATUS = re.compile(rb"HTTP/1\.[01] \d{3}(?: [^\r\n]*)?\r?")
 DIGITS = re.compile(r"[ \t]*([0-9]+)[ \t]*")
 LEADING = re.compile(r"[ \t]*\+?([0-9]{1,18})")
-NAME_JUNK = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+TOKEN = re.compile(rb"[^\x00-\x20\x7f:]+")  # a header name as receivers take one: no controls, blanks or colon
 MAX_NUMBER = 1 << 62
 
 
@@ -110,16 +110,16 @@ def parse_head(block: bytes, offset: int) -> Head | None:
             else:
                 anomalies.append("junk_header_line")  # a continuation of the start line: ignored
             continue
-        name, sep, value = line.partition(b":")
-        name = name.strip(b" \t")
+        raw, sep, value = line.partition(b":")
+        name = raw.strip(b" \t")
         if not sep or not name:
             anomalies.append("junk_header_line")
             continue
-        if NAME_JUNK.search(name) or b" " in name or b"\t" in name:
+        if not TOKEN.fullmatch(name):
             anomalies.append("bad_header_name")  # not a token: no receiver takes it as the header it resembles
             last = None
             continue
-        if name != line.partition(b":")[0]:
+        if len(name) != len(raw):
             anomalies.append("blank_around_header_name")
         key = from_bytes(name).lower()
         text = from_bytes(value.strip(b" \t\r"))  # exact: an attacker's file name or URL keeps its bytes
@@ -137,6 +137,16 @@ def _version(m: re.Match[bytes], major: int, minor: int) -> tuple[int, int]:
 
 def framings(head: Head, request: Head | None, response: bool, max_readings: int) -> tuple[list[Framing], int]:
     """The readings of a message's body framing, the stream's own first, and how many more were left out."""
+    te_value, cl_value = head.get("transfer-encoding"), head.get("content-length")
+    if (
+        te_value is None
+        and (cl_value is None or cl_value.isdigit())
+        and not (response and ((request is not None and request.method == "HEAD") or head.status in (204, 304)))
+    ):
+        # the common message: one plain length, or none (a response then runs to the close)
+        if cl_value is not None and int(cl_value):
+            return [Framing("length", int(cl_value), f"length {int(cl_value)}")], 0
+        return [Framing("close", label="close") if response and cl_value is None else Framing("none")], 0
     out: list[Framing] = []
 
     def add(f: Framing) -> None:
