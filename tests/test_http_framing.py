@@ -452,3 +452,12 @@ def test_a_request_line_with_tabs_and_blanks_is_http_on_any_port(tmp_path, rule_
     f = run.one(MEMBER)
     assert f.name == "stage.gz" and f.origin.protocol == "http"
     assert run.stats.app["http.anomaly.request_line_blanks"] == 1
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1" * 30])
+def test_a_length_of_unicode_digits_or_thirty_digits_is_no_plain_length(tmp_path, rule_cache, value):
+    """str.isdigit() is true for '\u00b2' (which int() refuses) and for any count of digits: neither may take
+    the plain-length fast path."""
+    head = f"POST /up/stage.gz HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\n".encode()
+    run = run_pcap(rule_cache, capture(tmp_path, conv([(head + MEMBER, ok())])))
+    assert run.one(MEMBER).member.sha256 and run.stats.app["http.anomaly.bad_content_length"] == 1

@@ -140,7 +140,7 @@ def framings(head: Head, request: Head | None, response: bool, max_readings: int
     te_value, cl_value = head.get("transfer-encoding"), head.get("content-length")
     if (
         te_value is None
-        and (cl_value is None or cl_value.isdigit())
+        and (cl_value is None or (cl_value.isascii() and cl_value.isdigit() and len(cl_value) <= 18))
         and not (response and ((request is not None and request.method == "HEAD") or head.status in (204, 304)))
     ):
         # the common message: one plain length, or none (a response then runs to the close)
