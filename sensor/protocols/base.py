@@ -129,4 +129,13 @@ class Extractor(Protocol):
 extractors: Registry[type] = Registry("extractor")
 
 
-__all__ = ["DirBuffer", "Extractor", "Wire", "extractors"]
+def discard_ciphertext(wire: Wire) -> None:
+    """After a STARTTLS the server accepted, both directions are ciphertext: counted, neither parsed nor scanned
+    (as Zeek and Suricata do); SMTP, IMAP and POP3 call this."""
+    for d in (0, 1):
+        buf = wire.buf(d)
+        wire.count("encrypted_bytes", len(buf.data))
+        buf.consume(len(buf.data))
+
+
+__all__ = ["DirBuffer", "Extractor", "Wire", "discard_ciphertext", "extractors"]

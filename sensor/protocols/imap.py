@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from sensor.content import mail
 from sensor.model import AppMeta
-from sensor.protocols.base import Wire, extractors
+from sensor.protocols.base import Wire, discard_ciphertext, extractors
 
 MAX_LINE = 64 * 1024
 LITERAL = re.compile(rb"~?\{(\d{1,12})(\+|-)?\}$")
@@ -150,13 +150,11 @@ class Imap:
     def _discard(self) -> None:
         """After STARTTLS, what follows is ciphertext: counted, neither parsed nor scanned (as SMTP's); after
         COMPRESS DEFLATE, each direction is one raw deflate stream: scanned raw."""
+        if self.stopped == "STARTTLS":
+            discard_ciphertext(self.wire)
+            return
         for d in (0, 1):
-            buf = self.wire.buf(d)
-            if self.stopped == "STARTTLS":
-                self.wire.count("encrypted_bytes", len(buf.data))
-                buf.consume(len(buf.data))
-            else:
-                self.wire.raw(d, buf.base, None)
+            self.wire.raw(d, self.wire.buf(d).base, None)
 
 
 __all__ = ["Imap"]

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from sensor.content import mail
 from sensor.model import AppMeta
-from sensor.protocols.base import Wire, extractors
+from sensor.protocols.base import Wire, discard_ciphertext, extractors
 from sensor.protocols.smtp import unstuff
 
 MAX_LINE = 64 * 1024
@@ -76,10 +76,7 @@ class Pop3:
             else:
                 self._answer(line, at + eol + 1)
         if self.tls:
-            for side in (0, 1):
-                b = self.wire.buf(side)
-                self.wire.count("encrypted_bytes", len(b.data))
-                b.consume(len(b.data))
+            discard_ciphertext(self.wire)
 
     def gap(self, d: int) -> None:
         if d == 1 and self.body is not None:

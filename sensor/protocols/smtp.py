@@ -19,7 +19,7 @@ from typing import ClassVar
 from sensor.content import mail
 from sensor.model import AppMeta
 from sensor.names import from_bytes
-from sensor.protocols.base import Wire, extractors
+from sensor.protocols.base import Wire, discard_ciphertext, extractors
 
 MAX_LINE = 64 * 1024
 GREETING = re.compile(rb"(?i)(EHLO|HELO|LHLO)[ \r\n]")
@@ -189,10 +189,7 @@ class Smtp:
                     return
 
     def _discard(self) -> None:
-        for d in (0, 1):
-            buf = self.wire.buf(d)
-            self.wire.count("encrypted_bytes", len(buf.data))
-            buf.consume(len(buf.data))
+        discard_ciphertext(self.wire)
 
     # -- messages -----------------------------------------------------------------------------
     def _bdat_done(self, truncated: bool) -> None:
