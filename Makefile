@@ -10,9 +10,9 @@ APT_PKGS_RUN := libmagic1 gcc python3-dev
 # peer for --objects and for the crafted protocol captures), iproute2 + tcpreplay + tcpdump (live capture tests in
 # a network namespace; scapy compiles --bpf with tcpdump), postgresql (a throwaway server for the store
 # tests), chromium (headless: tests/test_report.py renders the HTML report, reads its DOM, takes a
-# screenshot), yara (bench peer)
+# screenshot), dovecot (IMAP and POP3 tests), iodine (a real DNS tunnel, tests/test_dns_tunnel.py), yara (bench peer)
 APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium \
-  dovecot-imapd dovecot-pop3d
+  dovecot-imapd dovecot-pop3d iodine
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench
@@ -79,6 +79,7 @@ bench: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(PY) bench/bench_core.py $(BENCH_DATA)-net
 	$(PY) bench/bench_flood.py $(BENCH_DATA)-flood
 	$(PY) bench/bench_noise.py $(BENCH_DATA)-noise
+	$(PY) bench/bench_dns.py $(BENCH_DATA)-dns
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net
@@ -93,6 +94,7 @@ bench-quick: sysdeps-bench $(VENV)/.ok $(VENV)/.ok-core
 	$(PY) bench/bench_core.py $(BENCH_DATA)-net --quick
 	$(PY) bench/bench_flood.py $(BENCH_DATA)-flood --quick
 	$(PY) bench/bench_noise.py $(BENCH_DATA)-noise --quick
+	$(PY) bench/bench_dns.py $(BENCH_DATA)-dns --quick
 	$(PY) bench/bench_host.py $(BENCH_DATA)-host --quick
 	$(call apt_install,iproute2 tcpreplay util-linux)
 	$(PY) bench/bench_live.py $(BENCH_DATA)-net --quick

@@ -69,6 +69,17 @@ def _ring(frames: list[bytes]) -> bytes:
     return struct.pack("=IIIII", 3, 0, 1, len(frames), 48) + b"\x00" * 28 + bytes(body)
 
 
+def _dns_messages(pkts: list) -> bytes:
+    """Scapy DNS packets in fuzz/targets.py `fuzz_dns` form: per message a sender byte and a two-byte length."""
+    from scapy.layers.dns import DNS
+
+    out = bytearray()
+    for i, p in enumerate(pkts):
+        msg = bytes(p[DNS])
+        out += bytes([(i % 3) << 3 | 4]) + len(msg).to_bytes(2, "big") + msg
+    return bytes(out)
+
+
 def _ops(sends: list[tuple[int, bytes]]) -> bytes:
     """A conversation in fuzz/targets.py `segments_of` form: per segment direction, flags, offset, length."""
     out = bytearray()
@@ -141,7 +152,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
 
     targets = (
         "pcap", "pcapng", "decode", "ring", "flow", "http", "framing", "websocket", "smtp", "imap", "pop3", "ftp",
-        "detect", "verify", "content",
+        "dns", "smb", "detect", "verify", "content",
     )  # fmt: skip
     out: dict[str, dict[str, bytes]] = {t: {} for t in (*targets, "hostevents", "config")}
     members = _members()
@@ -196,6 +207,32 @@ def seeds() -> dict[str, dict[str, bytes]]:
         (1, b"+OK\r\n+OK\r\n+OK\r\nTOP\r\n.\r\n+OK\r\n" + ab.dot_stuff(mail)), (0, b"STLS\r\n"), (1, b"+OK\r\n"),
     ])  # fmt: skip
     out["ftp"]["control"] = _ops(_ftp())
+    from tests import dnsbuild as db
+
+    for name, tunnel in (
+        ("hex-first", db.Tunnel(members["gzip"][:600])),
+        ("base32-hexlast", db.Tunnel(members["zlib"][:600], encoding="base32", sequence="hexlast")),
+        ("base64-none", db.Tunnel(members["xz"][:600], encoding="base64", sequence=None)),
+    ):
+        out["dns"][name] = _dns_messages(db.packets(tunnel, retries=0.1, reorder=0.1, answers=True))
+    from tests import smbbuild as sb
+
+    fid = sb.file_id(1)
+    nb = sb.nbss
+    session = [(0, nb(sb.negotiate_smb1())), (1, nb(sb.negotiate_response())), (0, nb(sb.tree_connect(2, "\\\\s\\d"))),
+               (1, nb(sb.tree_connect_response(2, 5)))]  # fmt: skip
+    gz = members["gzip"]
+    out["smb"]["put"] = _ops([*session, (0, nb(sb.create(3, "a\\b.gz", 5))), (1, nb(sb.create_response(3, fid, 5))),
+                              (0, nb(sb.write(4, fid, 100, gz[100:], 5))), (0, nb(sb.write(5, fid, 0, gz[:100], 5))),
+                              (0, nb(sb.close(6, fid, 5))), (1, nb(sb.close_response(6, 5)))])  # fmt: skip
+    related = sb.compound(sb.create(7, "c.zip", 5), sb.write(8, sb.ALL_ONES, 0, members["zip"], 5, sb.RELATED),
+                          sb.close(9, sb.ALL_ONES, 5, sb.RELATED))  # fmt: skip
+    answers = sb.compound(sb.create_response(7, fid, 5), sb.write_response(8, 1, 5, sb.RELATED),
+                          sb.close_response(9, 5, sb.RELATED))  # fmt: skip
+    reads = [(0, nb(sb.read(10, fid, 0, 99, 5))), (1, nb(sb.read_response(10, members["xz"], 5))),
+             (0, nb(sb.transform(40)))]  # fmt: skip
+    out["smb"]["compound-read"] = _ops([*session, (0, nb(related)), (1, nb(answers)), *reads])
+    out["dns"]["txt-download"] = _dns_messages(db.txt_download(members["gzip"][:900], "10.0.0.1", "198.51.100.53"))
     for name, data in members.items():
         out["detect"][name] = b"junk" * 5 + data
         out["detect"][f"{name}-b64"] = b'{"v":"' + base64.b64encode(data) + b'"}'

@@ -337,6 +337,54 @@ def fuzz_pop3(data: bytes) -> None:
     _conversation(data, (40006, 110))
 
 
+@target("dns")
+def fuzz_dns(data: bytes) -> None:
+    """DNS messages, each behind a two-byte length (as over TCP) and a byte choosing its sender: read strictly
+    and leniently, fed to the tunnel tracker (grouping, zones, counters, decodings) whose objects the detector
+    scans; then the same bytes as a DNS-over-TCP connection. Bounded: no object over stream_depth."""
+    from sensor.model import NetworkOrigin
+    from sensor.protocols import dns_message
+    from sensor.protocols.dns_tunnel import DnsTunnels
+
+    det = detector()
+    sizes: list[int] = []
+
+    def scan(obj: Any, _scan: bool) -> None:
+        sizes.append(len(obj.data))
+        det.scan(obj)
+
+    tunnels = DnsTunnels(LIMITS, ("corp.example",), scan, RunStats())
+    pos, n = 0, 0
+    while pos + 3 <= len(data) and n < 4096:
+        who, size = data[pos], int.from_bytes(data[pos + 1 : pos + 3], "big")
+        msg_bytes = data[pos + 3 : pos + 3 + size]
+        pos += 3 + size
+        n += 1
+        for strict in (True, False):
+            try:
+                msg = dns_message.parse(msg_bytes, strict=strict)
+            except dns_message.DnsError:
+                continue
+            client, server = f"10.0.0.{who % 4}", "198.51.100.53" if who & 4 else "10.0.0.53"
+            src, dst = (server, client) if msg.response else (client, server)
+            direction = {"10.0.0.53": "internal"}.get(server, "outbound" if not msg.response else "inbound")
+            origin = NetworkOrigin(
+                src, 53, dst, 40000, "udp", direction, "1:x", 1000.0, 1000.0 + n * (who >> 3), n, "f.pcap", True
+            )
+            tunnels.message(msg, origin)
+    tunnels.flush()
+    if any(s > LIMITS.stream_depth for s in sizes):
+        raise AssertionError(f"a DNS object over stream_depth: {max(sizes)}")
+    _conversation(data, (40007, 53))
+
+
+@target("smb")
+def fuzz_smb(data: bytes) -> None:
+    """An SMB2/3 connection both ways (NetBIOS framing, compounds, CREATE/WRITE/READ/CLOSE pairing, files put
+    together by offset, transform headers, resynchronising after a gap), scanned as the sensor does."""
+    _conversation(data, (40008, 445))
+
+
 @target("ftp")
 def fuzz_ftp(data: bytes) -> None:
     """An FTP control connection both ways (commands, replies, PORT/PASV), scanned as the sensor does."""

@@ -114,9 +114,18 @@ def _host_name(a: argparse.Namespace) -> str | None:
     return a.host_name
 
 
+def _home_domains(a: argparse.Namespace) -> tuple[str, ...] | None:
+    return tuple(d.strip() for d in a.home_domains.split(",") if d.strip()) if a.home_domains else None
+
+
 def _network_outputs(p: argparse.ArgumentParser) -> None:
     """What scan and live write beside the findings."""
     p.add_argument("--home-net", metavar="CIDR,...", help="protected networks (default: RFC 1918, 100.64/10, fc00::/7)")
+    p.add_argument(
+        "--home-domains",
+        metavar="ZONE,...",
+        help="the site's own DNS zones: a DNS tunnel to any other zone is outbound, even through an internal resolver",
+    )
     p.add_argument("--flows", metavar="FILE|-", help="append one conn.log-like JSON line per flow")
     p.add_argument(
         "--objects", metavar="FILE|-", help="append one files.log-like JSON line per application object (also stored)"
@@ -352,6 +361,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
     home_net = tuple(a.home_net.split(",")) if a.home_net else None
     settings = load_settings(
         a.config,
+        home_domains=_home_domains(a),
         engine=a.engine,
         host=_host_name(a),
         host_from_path=a.host_from_path,
@@ -638,6 +648,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     settings = load_settings(
         a.config,
         home_net=home_net,
+        home_domains=_home_domains(a),
         **_sensor_settings(a),
         app_layer=False if a.raw_only else None,
         objects=True if a.objects else None,

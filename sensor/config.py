@@ -136,6 +136,9 @@ class Limits:
     flow_timeout: float = 300.0  # seconds of capture time without a packet before a flow is closed
     max_fragments: int = 4096  # IP fragments buffered for reassembly, all datagrams together
     fragment_timeout: float = 30.0  # seconds of capture time a datagram may wait for its fragments
+    dns_timeout: float = 300.0  # seconds of capture time a DNS tunnel may pause before what it sent is decoded
+    dns_client_bytes: int = 16 * MiB  # DNS names and answer data held per client before its largest tunnel is decoded
+    dns_memcap: int = 64 * MiB  # held for all clients together before the longest idle tunnels are decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ class Settings:
     host_from_path: str | None = None  # --host-from-path REGEX (group 1 or 'host')
     sensitive_names: tuple[str, ...] = DEFAULT_SENSITIVE_NAMES
     home_net: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+    home_domains: tuple[str, ...] = ()  # the site's DNS zones (Zeek's Site::local_zones); a tunnel elsewhere leaves
     rules_dir: Path | None = None  # defaults to the bundled signatures/
     host_rules_dir: Path | None = None  # Sigma host rules; defaults to the bundled signatures/host
     user_rules: Path | None = None  # --rules DIR: the analyst's YARA (detection, content) and Sigma rules
@@ -176,7 +180,7 @@ def _limit(config: Path | None, key: str, value: object) -> int | float:
 
 _TEXT_KEYS = ("engine", "observer", "host", "host_from_path", "tz", "rules_dir", "host_rules_dir", "user_rules",
               "suppress", "cache_dir", "extract_dir")  # fmt: skip
-_LIST_KEYS = ("sensitive_names", "home_net")
+_LIST_KEYS = ("sensitive_names", "home_net", "home_domains")
 
 
 def _check_types(config: Path, data: dict[str, Any]) -> None:
@@ -228,7 +232,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     unknown = set(data) - setting_keys
     if unknown:
         raise ConfigError(str(config), f"unknown keys: {', '.join(sorted(unknown))}")
-    for key in ("sensitive_names", "home_net"):
+    for key in ("sensitive_names", "home_net", "home_domains"):
         if key in data:
             data[key] = tuple(data[key])
     for key in ("rules_dir", "cache_dir", "host_rules_dir", "user_rules", "suppress", "extract_dir"):

@@ -67,6 +67,7 @@ class Limit(StrEnum):
     ENCODED_BYTES = "encoded_bytes"
     MEMORY = "memory"  # a decoder asked for more memory than allowed (an LZMA dictionary of 2 GiB)
     READINGS = "readings"  # framings of one HTTP message beyond [limits] max_readings, not decoded
+    TUNNEL_MEMORY = "tunnel_memory"  # a DNS tunnel decoded early (a memory cap) or its object cut at stream_depth
 
 
 class Packet(NamedTuple):
@@ -153,6 +154,20 @@ Origin = FileOrigin | NetworkOrigin
 
 
 @dataclass(frozen=True, slots=True)
+class DnsMeta:
+    """What a DNS tunnel's object was made of (sensor/protocols/dns_tunnel.py)."""
+
+    zone: str  # the parent zone the data labels sat under (the registered domain and constant labels)
+    registered_domain: str  # dns.question.registered_domain (Public Suffix List eTLD+1)
+    answers: bool  # the data came back in answers (TXT, NULL, CNAME...), not in query names
+    queries: int  # messages whose data made the object
+    first: float  # capture time of the first of them
+    last: float  # and of the last
+    sequence: str | None = None  # where the counter that ordered the messages sat, when one did
+    lost: int = 0  # sequence numbers missing between the first and the last (lost queries)
+
+
+@dataclass(frozen=True, slots=True)
 class AppMeta:
     """What an application protocol says about an object (ECS http.*, url.*, email.*)."""
 
@@ -168,6 +183,7 @@ class AppMeta:
     command: str | None = None  # the FTP command that moved the file (STOR, RETR...)
     reading: str | None = None  # the framing that gave this body, when receivers read the message differently
     anomalies: tuple[str, ...] = ()  # the irregularities of the message that carried it (stagewatch.http.anomalies)
+    dns: DnsMeta | None = None  # a DNS tunnel's object: its zone and messages (dns.*, stagewatch.dns.*)
 
 
 @dataclass(frozen=True, slots=True)

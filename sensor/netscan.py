@@ -33,6 +33,8 @@ from sensor.model import (
     Packet,
     Segment,
 )
+from sensor.protocols import dns_message
+from sensor.protocols.dns_tunnel import DnsTunnels
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
 
@@ -61,7 +63,11 @@ class NetScanner:
         self.app_layer = settings.app_layer
         self.objects = settings.objects
         self.limits = settings.limits
-        self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry)
+        self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry, DNS tunnels)
+        self.dns: DnsTunnels | None = None
+        if settings.app_layer:
+            self.dns = DnsTunnels(settings.limits, settings.home_domains, self._object, stats)
+            self.shared["dns"] = self.dns
         lim = settings.limits
         table = native.pick("FlowTable", FlowTable)  # the compiled core's (sensor/_flow.pyx) or its reference
         self.table = table(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget, shard)
@@ -81,7 +87,10 @@ class NetScanner:
         feed, decoder, out = self.table.feed, self.decoder, self.out
         for batch in batches:
             if batch is None:
-                self.table.sweep(time.time())
+                now = time.time()
+                self.table.sweep(now)
+                if self.dns is not None:
+                    self.dns.sweep(now)
             else:
                 feed(batch, decoder)
             if out:
@@ -148,7 +157,11 @@ class NetScanner:
                 flush()  # transfers still waiting for their other half go out unnamed
 
     # -- wiring -------------------------------------------------------------------------------
-    def _origin(self, flow: Flow, d: int) -> NetworkOrigin:
+    def _origin(
+        self, flow: Flow, d: int, ts: float | None = None, packet: int = 0, protocol: str | None = None
+    ) -> NetworkOrigin:
+        """Direction d's endpoints; `ts`/`packet` of one datagram (else the flow's start) set at once (a
+        dataclasses.replace per datagram cost more than the rest of its DNS reading)."""
         c, s = (flow.cip, flow.cport), (flow.sip, flow.sport)
         (src, sport), (dst, dport) = (c, s) if d == 0 else (s, c)
         return NetworkOrigin(
@@ -160,10 +173,11 @@ class NetScanner:
             direction=flow.directions[d],
             community_id=flow.cid,
             flow_start=flow.start,
-            ts=flow.start,
-            packet=0,
-            source=flow.source,
+            ts=flow.start if ts is None else ts,
+            packet=packet,
+            source=flow.source if ts is None else self.table.source,
             client_to_server=d == 0,
+            protocol=protocol,
             sni=flow.sni,
         )
 
@@ -217,6 +231,25 @@ class NetScanner:
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:
             return
-        origin = replace(self._origin(flow, d), ts=seg.ts, packet=seg.index, source=self.table.source)
+        if self.dns is not None and self._dns(flow, d, seg):
+            return
+        origin = self._origin(flow, d, seg.ts, seg.index)
         obj = ContentObject(origin=origin, data=seg.payload, index=flow.datagrams - 1)  # datagrams count from 0
         self.out.extend(self.det.scan(obj))
+
+    def _dns(self, flow: Flow, d: int, seg: Segment) -> bool:
+        """A DNS datagram goes to the tunnel tracker (True); on port 53 read leniently, elsewhere only when it
+        parses strictly as a query or answer. Anything else is scanned as a datagram."""
+        payload = seg.payload
+        on_53 = flow.sport == 53 or flow.cport == 53
+        if not on_53 and not (len(payload) >= 17 and payload[4:6] == b"\x00\x01" and not payload[2] & 0x78):
+            return False
+        try:
+            msg = dns_message.parse(payload, strict=not on_53)
+        except dns_message.DnsError:
+            if on_53:
+                self.stats.app["dns.anomaly.malformed"] += 1
+            return False
+        assert self.dns is not None
+        self.dns.message(msg, self._origin(flow, d, seg.ts, seg.index, "dns"))
+        return True

@@ -1,6 +1,7 @@
 """The join: outbound transfers, staged files and host-rule hits on one host, close in time, into incidents.
 
-Anchors are the strong facts: a verified member leaving home_net, a compressed file staged on
+Anchors are the strong facts: a verified member leaving home_net (or copied by SMB between inside hosts:
+lateral tool transfer, T1570), a compressed file staged on
 disk, an encrypted upload whose size fits a staged file. Each anchor gathers what links to it,
 strongest first (DESIGN.md, issue 6): the staged file's SHA-256 equals the member's; a Sysmon 3
 connection is the very flow (the process is then known); the staged file's name is the transfer's;
@@ -41,8 +42,11 @@ POINTS = {
     "host_rule_unknown": 5,
     "staged_alert": 10,
     "outbound_member": 10,
+    "lateral_member": 10,
 }
-EXFIL = {"ftp": "T1048", "ftp-data": "T1048", "smtp": "T1048", "http": "T1567", None: "T1041"}
+EXFIL = {"ftp": "T1048", "ftp-data": "T1048", "smtp": "T1048", "smb": "T1048", "dns": "T1048.003", "http": "T1567",
+         None: "T1041"}  # fmt: skip
+LATERAL = frozenset({"smb"})  # protocols whose member moving between inside hosts is lateral tool transfer (T1570)
 
 
 def _base(path: str | None) -> str:
@@ -124,7 +128,9 @@ class Correlator:
 
         groups: list[Group] = []
         for t in transfers:
-            if t.direction == "outbound" and t.kind == "alert":
+            if (t.direction == "outbound" and t.kind == "alert") or (
+                t.direction == "internal" and t.protocol in LATERAL
+            ):
                 groups.append(self._transfer(t, conns, creates, by_sha, by_host, hits_by_host))
         used = {ref for g in groups for ref in g.evidence}
         for s in staged:
@@ -143,12 +149,13 @@ class Correlator:
         g = Group(host, {t.ref})
         g.ips.add(t.src)
         g.dests.add(endpoint_text(t.dst, t.dport))
-        g.techniques.add(EXFIL.get(t.protocol, "T1048"))
+        lateral = t.direction == "internal"
+        g.techniques.add("T1570" if lateral else EXFIL.get(t.protocol, "T1048"))
         label = f"{t.protocol or 'tcp'} {endpoint_text(t.src, t.sport)} > {endpoint_text(t.dst, t.dport)}"
         g.add(
             Evidence("network", t.ref, t.ts, f"{label}: {t.size}-byte member", t.sha256, t.source),
             "network",
-            "outbound_member",
+            "lateral_member" if lateral else "outbound_member",
         )
         if t.name:
             g.files.add(t.name)

@@ -148,10 +148,26 @@ def finding_record(f: Finding) -> dict[str, Any]:
 
 
 def app_stagewatch(app: AppMeta | None) -> dict[str, Any]:
-    """stagewatch.http.*: the framing reading that gave a body and the irregularities of its message."""
-    if app is None or (app.reading is None and not app.anomalies):
+    """stagewatch.http.*: the framing reading that gave a body and the irregularities of its message;
+    stagewatch.dns.*: what a DNS tunnel's object was made of."""
+    if app is None:
         return {}
-    return {"http": _drop_none({"reading": app.reading, "anomalies": list(app.anomalies) or None})}
+    out: dict[str, Any] = {}
+    if app.reading is not None or app.anomalies:
+        out["http"] = _drop_none({"reading": app.reading, "anomalies": list(app.anomalies) or None})
+    if app.dns is not None:
+        t = app.dns
+        out["dns"] = _drop_none(
+            {
+                "zone": t.zone,
+                "messages": t.queries,
+                "first": iso(t.first),
+                "last": iso(t.last),
+                "sequence": t.sequence,
+                "lost": t.lost or None,
+            }
+        )
+    return out
 
 
 def app_fields(app: AppMeta | None) -> dict[str, Any]:
@@ -182,6 +198,9 @@ def app_fields(app: AppMeta | None) -> dict[str, Any]:
         out["email"] = email
     if app.command:
         out[app.protocol] = {"command": app.command}  # ftp.command, imap.command, pop3.command
+    if app.dns is not None:
+        out["dns"] = {"type": "answer" if app.dns.answers else "query",
+                      "question": {"registered_domain": app.dns.registered_domain}}  # fmt: skip
     return out
 
 

@@ -3,7 +3,15 @@
 from sensor.protocols.base import DirBuffer, Extractor, Wire, extractors
 from sensor.registry import import_submodules
 
-NOT_PLUGINS = ("base", "session", "http_head", "websocket")  # the seam, the connection that drives it, helpers
+NOT_PLUGINS = (
+    "base",
+    "session",
+    "http_head",
+    "websocket",
+    "dns_message",
+    "dns_tunnel",
+    "smb_files",
+)  # seam, driver, helpers
 import_submodules(__name__, __path__, skip=NOT_PLUGINS)
 
 __all__ = ["NOT_PLUGINS", "DirBuffer", "Extractor", "Wire", "extractors"]

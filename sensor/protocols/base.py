@@ -9,10 +9,11 @@ stream offset on, so nothing it cannot parse goes unscanned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from sensor.config import Limits
-from sensor.model import AppMeta, Format
+from sensor.model import AppMeta, Format, NetworkOrigin
 from sensor.registry import Registry
 from sensor.stats import RunStats
 
@@ -58,6 +59,7 @@ class Wire(Protocol):
     limits: Limits
     stats: RunStats
     shared: dict[str, object]  # per-process state shared by extractors (one dict per scanner)
+    origin: Callable[[int], NetworkOrigin]  # direction d's endpoints and flow (ts: the flow's start)
 
     def endpoints(self) -> tuple[str, int, str, int]: ...
 
