@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("correlate", help="join the store's findings and host telemetry into incidents")
     _store_option(c, writes=False)
     c.add_argument("--window", default="15m", metavar="15m|1h|900", help="time either side of an anchor")
+    c.add_argument("--config", type=Path, metavar="FILE", help="TOML settings ([correlate] hash_link_min_size)")
     c.add_argument("--host-map", type=Path, metavar="FILE|-", help="CSV name,ip[,ip...] or JSON {name: [ips]}")
     _jsonl_option(c, "the incidents")
     c.add_argument("--syslog", metavar="URL", help="also send the new incidents as syslog (udp://, tcp://, tls://)")
@@ -580,6 +581,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_correlate(a: argparse.Namespace) -> int:
+    from sensor.config import load_settings
     from sensor.correlate.engine import Correlator
     from sensor.correlate.hosts import HostMap
     from sensor.correlate.load import load
@@ -591,9 +593,12 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     if a.host_map:
         hosts.load(a.host_map)
     window = _duration(a.window)
+    joins = load_settings(a.config).correlate
     with FindingStore(a.db, create=False) as store:
         loaded = load(store, hosts)
-        found = Correlator(hosts, window).run(loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows)
+        found = Correlator(hosts, window, joins.hash_link_min_size).run(
+            loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows
+        )
         records = [incident_record(i) for i in found]
         done = store.replace_incidents(
             (i.incident_id, i.start, i.end, i.host, i.score, dumps(r)) for i, r in zip(found, records, strict=True)

@@ -142,10 +142,21 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Correlate:
+    """How `correlate` joins evidence (the [correlate] table)."""
+
+    # a member of at least this many bytes joins a staged file of the same SHA-256 however far apart their
+    # times (files are often collected long after they were staged); below it, a common small file's hash
+    # would link unrelated events, so the window applies
+    hash_link_min_size: int = 512
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a scan needs to know; built once by the CLI or the API."""
 
     limits: Limits = field(default_factory=Limits)
+    correlate: Correlate = field(default_factory=Correlate)
     engine: str = "yara-x"
     observer: str = field(default_factory=socket.gethostname)
     observer_ip: tuple[str, ...] = field(default_factory=lambda: local_addresses())  # --observer-ip
@@ -190,8 +201,9 @@ def _check_types(config: Path, data: dict[str, Any]) -> None:
     def bad(key: str, want: str) -> ConfigError:
         return ConfigError(str(config), f"{key} = {data[key]!r}: must be {want}")
 
-    if "limits" in data and not isinstance(data["limits"], dict):
-        raise bad("limits", "a table ([limits])")
+    for table in ("limits", "correlate"):
+        if table in data and not isinstance(data[table], dict):
+            raise bad(table, f"a table ([{table}])")
     for key in _TEXT_KEYS:
         if key in data and not isinstance(data[key], str):
             raise bad(key, "a string")
@@ -228,7 +240,15 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     if unknown:
         raise ConfigError(str(config), f"unknown [limits] keys: {', '.join(sorted(unknown))}")
     limits = replace(Limits(), **{k: _limit(config, k, v) for k, v in raw_limits.items()})
-    setting_keys = {f.name for f in fields(Settings)} - {"limits"}
+    raw_correlate = data.pop("correlate", {})
+    unknown = set(raw_correlate) - {f.name for f in fields(Correlate)}
+    if unknown:
+        raise ConfigError(str(config), f"unknown [correlate] keys: {', '.join(sorted(unknown))}")
+    for key, value in raw_correlate.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(str(config), f"[correlate] {key} = {value!r}: must be a whole number, 0 or more")
+    correlate = Correlate(**raw_correlate)
+    setting_keys = {f.name for f in fields(Settings)} - {"limits", "correlate"}
     unknown = set(data) - setting_keys
     if unknown:
         raise ConfigError(str(config), f"unknown keys: {', '.join(sorted(unknown))}")
@@ -244,4 +264,4 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     if "observer_ip" in data:
         where = "--observer-ip" if overrides.get("observer_ip") is not None else str(config)
         data["observer_ip"] = parse_ips(data["observer_ip"], where)
-    return Settings(limits=limits, **data)
+    return Settings(limits=limits, correlate=correlate, **data)

@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import Empty
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -117,7 +117,7 @@ def scan_inputs(
                 telemetry = None if job.as_kind == "file" else _telemetry(path)
                 if telemetry is not None:
                     rules = rules or host_rules(settings)
-                    yield from _read_telemetry(path, telemetry, stats, tz, rules)
+                    yield from _read_telemetry(path, telemetry, stats, tz, rules, namer.given(path))
                 else:
                     yield from _scan_file(path, root, namer(path), detector, stats)
                 if progress is not None:
@@ -166,11 +166,19 @@ def _telemetry(path: str) -> Telemetry | None:
 
 
 def _read_telemetry(
-    path: str, telemetry: Telemetry, stats: RunStats, tz: dt.tzinfo, rules: HostRules
+    path: str, telemetry: Telemetry, stats: RunStats, tz: dt.tzinfo, rules: HostRules, host: str | None = None
 ) -> Iterator[HostEvent | HostFinding]:
-    """The file's host events, each followed by the host findings the rules make of it."""
+    """The file's host events, each followed by the host findings the rules make of it. A record that names no
+    host (auditd's name_format = NONE, an export without a computer field) takes `host` (--host-name or
+    --host-from-path); without one it is counted, and the file named in one warning."""
+    unnamed = 0
     try:
         for event in read(path, telemetry, stats, tz):
+            if event.host is None:
+                if host is not None:
+                    event = replace(event, host=host)
+                else:
+                    unnamed += 1
             yield event
             for hit in rules.check(event):
                 stats.host["findings"] += 1
@@ -178,6 +186,14 @@ def _read_telemetry(
     except InputError as e:
         stats.errors["host_events"] += 1
         logger.error("{}", e)
+    if unnamed:
+        stats.host["unnamed_events"] += unnamed
+        logger.warning(
+            "{}: {} host events name no host, and none was given (--host-name NAME or --host-from-path REGEX): "
+            "they join incidents only through their addresses",
+            path,
+            unnamed,
+        )
 
 
 def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunStats) -> Iterator[Finding]:

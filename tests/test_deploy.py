@@ -8,7 +8,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
-from sensor.config import Limits, Settings, load_settings
+from sensor.config import Correlate, Limits, Settings, load_settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 EXAMPLE = DEPLOY / "stagewatch.toml"
@@ -16,8 +16,8 @@ EXAMPLE = DEPLOY / "stagewatch.toml"
 
 def test_every_setting_is_documented():
     text = EXAMPLE.read_text()
-    for f in [*fields(Limits), *fields(Settings)]:
-        if f.name != "limits":
+    for f in [*fields(Limits), *fields(Correlate), *fields(Settings)]:
+        if f.name not in ("limits", "correlate"):
             assert re.search(rf"^# {f.name} = ", text, re.M), f"{f.name} is not in {EXAMPLE.name}"
 
 

@@ -94,9 +94,11 @@ class Group:
 class Correlator:
     """Joins one store's evidence; `window` seconds either side of an anchor."""
 
-    def __init__(self, hosts: HostMap, window: float = WINDOW) -> None:
+    def __init__(self, hosts: HostMap, window: float = WINDOW, hash_link_min_size: int = 512) -> None:
         self.hosts = hosts
         self.window = window
+        self.hash_link_min_size = hash_link_min_size
+        self.inbound: set[str] = set()  # member hashes seen coming in: public files, joined only within the window
 
     def run(
         self,
@@ -107,6 +109,7 @@ class Correlator:
         flows: Iterable[FlowIn] = (),
     ) -> list[Incident]:
         transfers, staged, hits = list(transfers), list(staged), list(hits)
+        self.inbound = {t.sha256 for t in transfers if t.direction == "inbound"}
         conns: dict[tuple[str, int, str, int], list[HostEvent]] = defaultdict(list)
         creates: dict[tuple[str | None, str], list[HostEvent]] = defaultdict(list)
         for e in events:
@@ -165,9 +168,11 @@ class Correlator:
                 g.attribute(3, c.image, c.command_line, c.pid, c.user)
                 g.host = g.host if g.host and g.host != t.src else short(c.host) or g.host
         host = g.host
+        # a large member's hash names one file: joined at any distance in time (files are collected later)
+        anytime = t.size >= self.hash_link_min_size and t.sha256 not in self.inbound
         for s in by_sha.get(t.sha256, ()):
-            if abs(s.ts - t.ts) <= self.window:
-                g.add(_staged_evidence(s), "staged_file", "same_sha256")
+            if anytime or abs(s.ts - t.ts) <= self.window:
+                g.add(_staged_evidence(s, t.ts), "staged_file", "same_sha256")
                 g.files.add(s.path)
         name = _base(t.name)
         if name:
@@ -260,8 +265,22 @@ class Correlator:
         )
 
 
-def _staged_evidence(s: Staged) -> Evidence:
-    return Evidence("staged_file", s.ref, s.ts, f"staged {s.path} ({s.size} bytes)", s.sha256, s.path)
+def _staged_evidence(s: Staged, transfer_ts: float | None = None) -> Evidence:
+    """A staged file as evidence; beside a transfer, how long before (or after) it the file's time was."""
+    when = "" if transfer_ts is None else f", {_apart(transfer_ts - s.ts)}"
+    return Evidence("staged_file", s.ref, s.ts, f"staged {s.path} ({s.size} bytes){when}", s.sha256, s.path)
+
+
+def _apart(seconds: float) -> str:
+    """'3 d 4 h before the transfer', '12 min after the transfer'."""
+    side = "before" if seconds >= 0 else "after"
+    left = abs(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if left >= size and len(parts) < 2:
+            parts.append(f"{int(left // size)} {unit}")
+            left %= size
+    return f"{' '.join(parts) or f'{int(left)} s'} {side} the transfer"
 
 
 def _event_evidence(e: HostEvent, what: str) -> Evidence:

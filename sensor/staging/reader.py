@@ -38,6 +38,7 @@ class HostNamer:
     """
 
     def __init__(self, host: str | None, pattern: str | None, stats: RunStats | None = None) -> None:
+        self.given_name = host
         self.fixed = host or socket.gethostname()
         try:
             self.regex = re.compile(pattern) if pattern else None
@@ -47,6 +48,14 @@ class HostNamer:
             raise ValueError("--host-from-path needs a capturing group, e.g. '(?:^|/)cases/([^/]+)/'")
         self.stats = stats
         self.unmatched = 0
+
+    def given(self, path: str) -> str | None:
+        """The name the command line gives `path` (--host-name, or a --host-from-path match), None when it gives
+        none: host-event records without a host of their own take it (never this machine's name)."""
+        if self.regex is None:
+            return self.given_name
+        m = self.regex.search(path)
+        return ((m.group("host") if "host" in self.regex.groupindex else m.group(1)) if m else None) or None
 
     def __call__(self, path: str) -> str:
         if self.regex is None:
