@@ -466,6 +466,8 @@ class Incident:
     files: tuple[str, ...]  # staged paths or transferred names
     destinations: tuple[str, ...]  # ip:port of the transfers
     evidence: tuple[Evidence, ...]
+    related: tuple[str, ...] = ()  # incidents on other hosts sharing a member's SHA-256: one campaign
+    related_sha256: tuple[str, ...] = ()  # the hashes that link them
 
 
 @dataclass(frozen=True, slots=True)

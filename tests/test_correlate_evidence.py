@@ -5,7 +5,9 @@ is the point, typed inputs for the join's rules."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
 from sensor.cli import main as cli_main
 from sensor.correlate.engine import Correlator
@@ -177,3 +179,68 @@ def test_short_names_meet_fqdns_whatever_their_case():
     hits = [_hit("h1", "WS-FIN-15.CORP.EXAMPLE", T - 30)]
     (inc,) = Correlator(hosts).run([], staged, hits, [])
     assert inc.kinds == ("host_rule", "staged_file")
+
+
+# -- campaigns: incidents on several hosts sharing a member --------------------------------------------------------
+
+
+def test_a_copy_sent_from_host_a_to_b_over_smb_then_out_from_b_links_two_incidents(tmp_path, rule_cache):
+    from sensor.store.db import FindingStore
+    from tests.builders import sample_text, zip_archive
+    from tests.netbuild import Conv, segments
+    from tests.test_smb import FID, _put, _session
+
+    x = zip_archive({"finance/q3.csv": sample_text(50_000, 61)})
+    caps, staged = tmp_path / "captures", tmp_path / "staged"
+    caps.mkdir()
+    a, b, out = "10.0.0.11", "10.0.0.20", "203.0.113.9"
+    copy = Conv(a, 50001, b, 445, sends=[*_session(server=b), *_put(10, FID, "drop\\q3.zip", [(0, x)])], start=T)
+    req = ab.http_request("POST", "/up", "drop.example", x)
+    leave = ab.http_conversation([(req, ab.http_response(200, b"ok"))], client=b, server=out, start=T + 600)
+    write_pcap(caps / "day.pcap", sorted(segments(copy) + segments(leave), key=lambda p: float(p.time)))
+    for host, rel, t in (
+        ("WS-A", "Users/bob/AppData/Local/Temp/q3.zip", T - 60),
+        ("SRV-B", "share/drop/q3.zip", T + 1),
+    ):
+        f = staged / host / rel
+        f.parent.mkdir(parents=True)
+        f.write_bytes(x)
+        os.utime(f, (t, t))
+    incidents, store = _scan_and_correlate(
+        tmp_path, rule_cache, [caps, staged], "--host-from-path", "/staged/([^/]+)/",
+        hostmap=f"name,ip\nWS-A,{a}\nSRV-B,{b}\n",
+    )  # fmt: skip
+    by_host = {i["host"]["name"]: i for i in incidents}
+    assert set(by_host) == {"WS-A", "SRV-B"}
+    ia, ib = by_host["WS-A"], by_host["SRV-B"]
+    assert "T1570" in ia["threat"]["technique"]["id"] and "T1567" in ib["threat"]["technique"]["id"]
+    assert ia["stagewatch"]["incident"]["related"] == [ib["event"]["id"]]
+    assert ib["stagewatch"]["incident"]["related"] == [ia["event"]["id"]]
+    sha = hashlib.sha256(x).hexdigest()
+    assert ia["stagewatch"]["incident"]["related_sha256"] == [sha]
+    with FindingStore(str(store)) as db:  # `incidents` reads the link back
+        assert {r["stagewatch"]["incident"]["related"][0] for r in db.incident_records()} == {
+            ia["event"]["id"],
+            ib["event"]["id"],
+        }
+    report = tmp_path / "r.html"
+    assert cli_main(["-q", "report", "--db", str(store), "--output", str(report)]) == 0
+    assert "Campaigns: incidents on several hosts sharing a member" in report.read_text()
+
+
+def test_a_public_file_links_nothing():
+    """A hash that came in from outside, or that many hosts hold, is a public download: no campaign."""
+    downloaded, everywhere = "9" * 64, "7" * 64
+    hosts = HostMap()
+    for n in range(1, 8):
+        hosts.add(f"WS-{n}", [f"10.1.2.{n}"])
+    transfers = [_transfer("in", downloaded, 90_000, T - DAY, direction="inbound", src="198.51.100.7")]
+    staged, hits = [], []
+    for n in range(1, 8):
+        host = f"WS-{n}"
+        staged.append(_staged(f"e{n}", everywhere, 70_000, T + n, host=host))
+        if n <= 2:
+            staged.append(_staged(f"d{n}", downloaded, 90_000, T + n, host=host))
+        hits.append(_hit(f"h{n}", host, T - 30))
+    found = Correlator(hosts).run(transfers, staged, hits, [])
+    assert len(found) == 7 and all(i.related == () for i in found)

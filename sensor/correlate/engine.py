@@ -16,7 +16,7 @@ import bisect
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sensor.correlate.hosts import HostMap, short
 from sensor.correlate.inputs import FlowIn, RuleHit, Staged, Transfer, event_ref
@@ -46,6 +46,7 @@ POINTS = {
 }
 EXFIL = {"ftp": "T1048", "ftp-data": "T1048", "smtp": "T1048", "smb": "T1048", "dns": "T1048.003", "http": "T1567",
          None: "T1041"}  # fmt: skip
+CAMPAIGN_MAX_HOSTS = 5  # a hash staged on more hosts than this is a public file, not one campaign's
 LATERAL = frozenset({"smb"})  # protocols whose member moving between inside hosts is lateral tool transfer (T1570)
 
 
@@ -144,7 +145,48 @@ class Correlator:
                 g = self._encrypted(f, by_host, hits_by_host)
                 if g is not None:
                     groups.append(g)
-        return [self._incident(g) for g in _merged(groups) if len(g.kinds) >= 2]
+        return self._related([self._incident(g) for g in _merged(groups) if len(g.kinds) >= 2], staged)
+
+    def _related(self, incidents: list[Incident], staged: list[Staged]) -> list[Incident]:
+        """Incidents on different hosts that share a member's SHA-256 (staged on one, copied to another, sent
+        out from there) are one campaign. A hash seen coming in, or staged on many hosts, is a public file:
+        it links nothing."""
+        holders: dict[str, set[str | None]] = defaultdict(set)
+        for s in staged:
+            holders[s.sha256].add(short(s.host))
+        by_sha: dict[str, set[int]] = defaultdict(set)
+        for n, inc in enumerate(incidents):
+            for e in inc.evidence:
+                if e.sha256 and e.kind in ("network", "staged_file"):
+                    by_sha[e.sha256].add(n)
+        parent = list(range(len(incidents)))
+
+        def root(n: int) -> int:
+            while parent[n] != n:
+                parent[n] = parent[parent[n]]
+                n = parent[n]
+            return n
+
+        links: dict[int, set[str]] = defaultdict(set)
+        for sha, members in by_sha.items():
+            hosts = {short(incidents[n].host) for n in members}
+            if len(hosts) < 2 or sha in self.inbound or len(holders[sha]) > CAMPAIGN_MAX_HOSTS:
+                continue
+            first, *rest = sorted(members)
+            for n in rest:
+                parent[root(n)] = root(first)
+            for n in members:
+                links[n].add(sha)
+        campaigns: dict[int, list[int]] = defaultdict(list)
+        for n in range(len(incidents)):
+            campaigns[root(n)].append(n)
+        out = []
+        for n, inc in enumerate(incidents):
+            others = [incidents[m].incident_id for m in campaigns[root(n)] if m != n]
+            if others:
+                inc = replace(inc, related=tuple(sorted(others)), related_sha256=tuple(sorted(links[n])))
+            out.append(inc)
+        return out
 
     # -- anchors ------------------------------------------------------------------------------
     def _transfer(self, t, conns, creates, by_sha, by_host, hits_by_host) -> Group:  # type: ignore[no-untyped-def]

@@ -277,7 +277,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: 
 def incidents_table(records: list[dict[str, Any]]) -> Table:
     """One row per incident: when, host, score, process, what left and where to."""
     t = _table(title="stagewatch incidents")
-    for col in ("id", "start", "host", "score", "process", "files", "to", "kinds"):
+    for col in ("id", "start", "host", "score", "process", "files", "to", "kinds", "related"):
         t.add_column(col, overflow="fold")
     for r in records[:TABLE_ROWS]:
         inc = r["stagewatch"]["incident"]
@@ -291,6 +291,7 @@ def incidents_table(records: list[dict[str, Any]]) -> Table:
             ", ".join(inc["files"])[:120],
             ", ".join(inc["destinations"]),
             ", ".join(inc["kinds"]),
+            ", ".join(x[:8] for x in inc.get("related", [])),
         )
     if len(records) > TABLE_ROWS:
         t.caption = f"first {TABLE_ROWS} of {len(records)}; all of them with --jsonl"

@@ -389,6 +389,7 @@ def incident_record(i: Incident) -> dict[str, Any]:
                         "kinds": list(i.kinds),
                         "files": list(i.files),
                         "destinations": list(i.destinations),
+                        **({"related": list(i.related), "related_sha256": list(i.related_sha256)} if i.related else {}),
                         "evidence": [
                             _drop_none(
                                 {

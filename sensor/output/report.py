@@ -217,6 +217,31 @@ def _cards(data: ReportData, views: list[HostView]) -> str:
     )
 
 
+def _campaign_of(incident: dict[str, Any]) -> str:
+    """The campaign an incident belongs to: the least id among it and its related incidents."""
+    return min([str(incident["event"]["id"]), *incident["stagewatch"]["incident"].get("related", [])])
+
+
+def _campaigns(incidents: list[dict[str, Any]]) -> str:
+    """Incidents on several hosts linked by a shared member: one line per campaign."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i in incidents:
+        if i["stagewatch"]["incident"].get("related"):
+            groups[_campaign_of(i)].append(i)
+    if not groups:
+        return ""
+    rows = []
+    for members in groups.values():
+        members.sort(key=ts_of)
+        hops = " &rarr; ".join(
+            f'<a href="#{e(anchor("incidents", m["event"]["id"]))}">{e(m.get("host", {}).get("name", "?"))}</a>'
+            for m in members
+        )
+        shared = sorted({x for m in members for x in m["stagewatch"]["incident"].get("related_sha256", [])})
+        rows.append(f'<li>{hops} <span class="muted">sharing sha256 {e(", ".join(x[:16] for x in shared))}</span></li>')
+    return f"<h2>Campaigns: incidents on several hosts sharing a member</h2><ul>{''.join(rows)}</ul>"
+
+
 def render(data: ReportData) -> str:
     """The whole page as one string."""
     window = f"since {_iso(data.since)}" if data.since is not None else "everything stored"
@@ -238,7 +263,11 @@ def render(data: ReportData) -> str:
         body.append("<h2>Hosts: process &rarr; staged file &rarr; transfer</h2>" + _host_section(views, anchored))
         body.append("<h2>Over time</h2>" + _plots(data))
         if chains:
-            body.append("<h2>Incidents</h2>" + "".join(incident_card(c, anchored) for c in chains))
+            body.append(_campaigns(data.incidents))
+            together = sorted(
+                chains, key=lambda c: (_campaign_of(c.incident), ts_of(c.incident))
+            )  # a campaign's cards side by side
+            body.append("<h2>Incidents</h2>" + "".join(incident_card(c, anchored) for c in together))
         body.append(f'<h2>Findings ({len(data.findings)})</h2><div id="findings-tools"></div>')
         body.append(findings_table(data.findings, cited))
         if data.host_findings:

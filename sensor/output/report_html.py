@@ -119,6 +119,7 @@ def incident_card(chain: Chain, anchored: Mapping[str, str]) -> str:
         ("user", e(r.get("user", {}).get("name", ""))),
         ("files", "<br>".join(f"<code>{e(f)}</code>" for f in inc.get("files", []))),
         ("destinations", e(", ".join(inc.get("destinations", [])))),
+        ("related incidents", _related(inc)),
     ]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts if v and v != "<code></code>")
     rows = "".join(
@@ -136,6 +137,16 @@ def incident_card(chain: Chain, anchored: Mapping[str, str]) -> str:
         f"<th>id</th><th>time</th><th>summary</th><th>sha256</th><th>source</th></tr></thead><tbody>{rows}"
         f"</tbody></table></details></section>"
     )
+
+
+def _related(inc: Mapping[str, Any]) -> str:
+    """Links to the incidents of the same campaign (another host, a shared member), with the shared hashes."""
+    ids = inc.get("related", [])
+    if not ids:
+        return ""
+    links = " ".join(f'<a href="#{e(anchor("incidents", i))}">{e(i[:8])}</a>' for i in ids)
+    shared = ", ".join(x[:16] for x in inc.get("related_sha256", []))
+    return f'{links} <span class="muted">one campaign: they share sha256 {e(shared)}</span>'
 
 
 def evidence_details(record: Mapping[str, Any]) -> str:
