@@ -152,7 +152,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
 
     targets = (
         "pcap", "pcapng", "decode", "ring", "flow", "http", "framing", "websocket", "smtp", "imap", "pop3", "ftp",
-        "dns", "smb", "detect", "verify", "content",
+        "dns", "smb", "identity", "detect", "verify", "content",
     )  # fmt: skip
     out: dict[str, dict[str, bytes]] = {t: {} for t in (*targets, "hostevents", "config")}
     members = _members()
@@ -232,6 +232,19 @@ def seeds() -> dict[str, dict[str, bytes]]:
     reads = [(0, nb(sb.read(10, fid, 0, 99, 5))), (1, nb(sb.read_response(10, members["xz"], 5))),
              (0, nb(sb.transform(40)))]  # fmt: skip
     out["smb"]["compound-read"] = _ops([*session, (0, nb(related)), (1, nb(answers)), *reads])
+    from scapy.layers.dns import DNS
+    from scapy.layers.inet import UDP
+
+    from tests import identitybuild as ib
+
+    dhcp = ib.dhcp_exchange("02:00:00:00:00:01", "10.1.2.3", "ws-1", 1.0)
+    out["identity"]["dhcp-request"] = b"\x00" + bytes(dhcp[0][UDP].payload)
+    out["identity"]["dhcp-ack"] = b"\x01" + bytes(dhcp[1][UDP].payload)
+    out["identity"]["nbns"] = b"\x02" + bytes(ib.nbns_registration("WS-1", "10.1.2.3", 1.0)[UDP].payload)
+    out["identity"]["mdns"] = b"\x03" + bytes(ib.name_answer("a.local", "10.1.2.3", 1.0, 5353)[DNS])
+    out["identity"]["llmnr"] = b"\x04" + bytes(ib.name_answer("ws-2", "10.1.2.4", 1.0, 5355)[DNS])
+    out["identity"]["as-req"] = b"\x05" + ib.as_req("WS-3$")
+    out["identity"]["ntlm"] = b"\x05" + ib.ntlm_authenticate("WS-4")[12:]
     out["dns"]["txt-download"] = _dns_messages(db.txt_download(members["gzip"][:900], "10.0.0.1", "198.51.100.53"))
     for name, data in members.items():
         out["detect"][name] = b"junk" * 5 + data

@@ -385,6 +385,28 @@ def fuzz_smb(data: bytes) -> None:
     _conversation(data, (40008, 445))
 
 
+@target("identity")
+def fuzz_identity(data: bytes) -> None:
+    """The host-identity readers (DHCP, NetBIOS, LLMNR, mDNS, Kerberos AS-REQ DER, NTLMSSP) on hostile bytes: the
+    first byte picks the port; never an error, every identity with an address and a known source."""
+    from sensor.model import NetworkOrigin
+    from sensor.protocols.identity import Identities, kerberos, ntlm
+
+    if not data:
+        return
+    ports = (67, 68, 137, 5353, 5355, 88)
+    port, body = ports[data[0] % len(ports)], data[1:]
+    found: list[Any] = []
+    ids = Identities(found.append)
+    origin = NetworkOrigin("10.0.0.9", 40000, "10.0.0.1", port, "udp", "internal", "1:x", 1.0, 1.0, 1, "f.pcap", True)
+    ids.datagram(port if port != 88 else 40000, port, body, origin)
+    kerberos.identity(body, origin)
+    ntlm.identity(b"NTLMSSP\x00\x03\x00\x00\x00" + body, origin, "fuzz")
+    for i in found:
+        if not i.address or i.source not in ("dhcp", "nbns", "llmnr", "mdns", "kerberos", "ntlm"):
+            raise AssertionError(f"an identity out of its vocabulary: {i}")
+
+
 @target("ftp")
 def fuzz_ftp(data: bytes) -> None:
     """An FTP control connection both ways (commands, replies, PORT/PASV), scanned as the sensor does."""

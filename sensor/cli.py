@@ -18,9 +18,16 @@ from loguru import logger
 from sensor import __version__, native
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.hostrules.export import add_rules_parser, run_rules
-from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord, SegmentDone
+from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, Identity, ObjectRecord, SegmentDone
 from sensor.output import console
-from sensor.output.ecs import finding_record, flow_record, host_finding_record, object_record, observer_fields
+from sensor.output.ecs import (
+    finding_record,
+    flow_record,
+    host_finding_record,
+    identity_record,
+    object_record,
+    observer_fields,
+)
 from sensor.output.jsonl import JsonlSink, dumps, open_lines, write_lines
 from sensor.output.store_sink import StoreSink, flow_id_of, object_ids
 from sensor.stats import RunStats
@@ -253,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--host", metavar="NAME", help="only incidents on this host")
     _jsonl_option(i, "the incidents instead of a table")
 
+    h = sub.add_parser("hosts", help="the host names the captures gave addresses (DHCP, NetBIOS, Kerberos...)")
+    _store_option(h, writes=False)
+    h.add_argument("--at", metavar="ISO|EPOCH", help="only the name each address had then (by trust and lease)")
+    _jsonl_option(h, "the identities instead of a table")
+
     pr = sub.add_parser("prune", help="delete what is older than a span; kept incidents keep their evidence")
     pr.add_argument("--older-than", required=True, metavar="30d", help="event-time age to delete (30d, 12h, 15m, s)")
     _store_option(pr, writes=False)
@@ -306,11 +318,13 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _record_of(
-    item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord, observer: dict[str, Any]
+    item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord | Identity, observer: dict[str, Any]
 ) -> dict[str, Any]:
     """The ECS record the sinks write for one pipeline result, stamped with this sensor's observer.*."""
     if isinstance(item, HostEvent):
         return {}  # host events go to the store only (the correlator reads them there)
+    if isinstance(item, Identity):
+        return identity_record(item)  # the store's hosts table (`stagewatch hosts`)
     if isinstance(item, Finding):
         record = finding_record(item)
     elif isinstance(item, FlowRecord):
@@ -790,6 +804,27 @@ def cmd_incidents(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_hosts(a: argparse.Namespace) -> int:
+    """Every identity the captures stated, or with --at the one in force for each address at that time."""
+    from sensor.correlate.identities import Claims
+    from sensor.correlate.inputs import identity_of
+    from sensor.store.db import FindingStore, parse_since
+
+    with FindingStore(a.db, create=False) as store:
+        records = store.identity_records()
+    if a.at:
+        at = float(a.at) if a.at.replace(".", "", 1).isdigit() else parse_since(a.at, time.time(), "--at")
+        claims = Claims(identity_of(r) for r in records)
+        current = {id(c) for c in (claims.at(addr, at) for addr in claims.addresses()) if c is not None}
+        chosen = [i for i in claims.all() if id(i) in current]
+        records = [identity_record(i) for i in chosen]
+    if a.jsonl:
+        write_lines(a.jsonl, records, a.truncate)
+    else:
+        console.out.print(console.hosts_table(records))
+    return EXIT_OK
+
+
 def cmd_prune(a: argparse.Namespace) -> int:
     """Delete rows older than --older-than (event time) in one transaction, then reclaim the space."""
     from sensor.store.db import FindingStore
@@ -874,6 +909,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "watch": cmd_watch,
     "live": cmd_live,
     "incidents": cmd_incidents,
+    "hosts": cmd_hosts,
     "prune": cmd_prune,
     "report": cmd_report,
     "explain": cmd_explain,

@@ -376,6 +376,21 @@ class FlowRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """A name the wire gives an address: who had which address, from when (sensor/protocols/identity/)."""
+
+    address: str
+    name: str | None  # None: the address changed hands (a DHCPACK to another MAC) to a host that gave no name
+    source: str  # dhcp | nbns | llmnr | mdns | kerberos | ntlm
+    ts: float  # capture time of the packet that said so
+    until: float | None = None  # a DHCP lease's end; None: until a claim of equal or higher trust replaces it
+    mac: str | None = None
+    detail: str | None = None  # how it was said: "DHCPACK option 12", "AS-REQ cname WS-07$@CORP.EXAMPLE"...
+    capture: str = ""  # the capture file (or interface)
+    packet: int = 0  # the packet's number in it
+
+
+@dataclass(frozen=True, slots=True)
 class NetTuple:
     """A connection as a host saw it (Sysmon Event ID 3, auditd connect): who talked to whom."""
 
@@ -468,6 +483,7 @@ class Incident:
     evidence: tuple[Evidence, ...]
     related: tuple[str, ...] = ()  # incidents on other hosts sharing a member's SHA-256: one campaign
     related_sha256: tuple[str, ...] = ()  # the hashes that link them
+    host_named_by: str | None = None  # what tied the host's address to its name (host map, telemetry, DHCP...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from sensor.model import (
     ContentObject,
     Finding,
     FlowRecord,
+    Identity,
     LimitHit,
     NetworkOrigin,
     ObjectRecord,
@@ -35,10 +36,14 @@ from sensor.model import (
 )
 from sensor.protocols import dns_message
 from sensor.protocols.dns_tunnel import DnsTunnels
+from sensor.protocols.identity import Identities
 from sensor.protocols.session import Session
 from sensor.stats import RunStats
 
-Result = Finding | FlowRecord | ObjectRecord
+Result = Finding | FlowRecord | ObjectRecord | Identity
+
+
+IDENTITY_PORTS = frozenset({67, 68, 88, 137, 5353, 5355})  # where sensor/protocols/identity/ readers listen
 
 
 class _Ending:
@@ -65,9 +70,12 @@ class NetScanner:
         self.limits = settings.limits
         self.shared: dict[str, object] = {}  # extractors' per-process state (the FTP registry, DNS tunnels)
         self.dns: DnsTunnels | None = None
+        self.identities: Identities | None = None
         if settings.app_layer:
             self.dns = DnsTunnels(settings.limits, settings.home_domains, self._object, stats)
             self.shared["dns"] = self.dns
+            self.identities = Identities(self._identity)
+            self.shared["identities"] = self.identities
         lim = settings.limits
         table = native.pick("FlowTable", FlowTable)  # the compiled core's (sensor/_flow.pyx) or its reference
         self.table = table(lim, self.home, stats, self._sink, self._datagram, self.out.append, self.budget, shard)
@@ -228,9 +236,15 @@ class NetScanner:
                 )
             )
 
+    def _identity(self, identity: Identity) -> None:
+        self.stats.app[f"identity.{identity.source}"] += 1
+        self.out.append(identity)
+
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:
             return
+        if self.identities is not None and (flow.sport in IDENTITY_PORTS or flow.cport in IDENTITY_PORTS):
+            self.identities.datagram(flow.cport, flow.sport, seg.payload, self._origin(flow, d, seg.ts, seg.index))
         if self.dns is not None and self._dns(flow, d, seg):
             return
         origin = self._origin(flow, d, seg.ts, seg.index)

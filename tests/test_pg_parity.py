@@ -60,7 +60,9 @@ def test_sqlite_and_postgresql_hold_the_same_rows(tmp_path, rule_cache, pg_url):
     FindingStore(pg_url).close()  # tables created
     engine = create_engine(pg_url)
     with engine.begin() as conn:  # the session's database may hold another test's rows
-        conn.execute(text("TRUNCATE findings, flows, objects, host_findings, host_events, incidents, segments, runs"))
+        conn.execute(
+            text("TRUNCATE findings, flows, objects, identities, host_findings, host_events, incidents, segments, runs")
+        )
     engine.dispose()
     sqlite_url = f"sqlite:///{tmp_path / 'sw.db'}"
     inputs = [str(tmp_path / "staged"), str(tmp_path / "pcaps"), str(tmp_path / "telemetry")]

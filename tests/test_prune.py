@@ -26,14 +26,24 @@ from sensor.config import load_settings
 from sensor.errors import ConfigError
 from sensor.store.db import FindingStore, FlowRow
 from sensor.store.retention import DAY, RetentionTimer
-from sensor.store.schema import findings, flows, host_events, host_findings, incidents, objects, runs, segments
+from sensor.store.schema import (
+    findings,
+    flows,
+    host_events,
+    host_findings,
+    identities,
+    incidents,
+    objects,
+    runs,
+    segments,
+)
 from tests import appbuild as ab
 from tests import hostbuild as hb
 from tests.builders import gzip_named, sample_text
 from tests.netbuild import Conv, write_pcap
 from tests.netbuild import segments as packets
 
-TABLES = (incidents, findings, flows, objects, host_findings, host_events, segments, runs)
+TABLES = (incidents, findings, flows, objects, identities, host_findings, host_events, segments, runs)
 PY = r"C:\Python312\python.exe"
 TEMP = r"C:\Users\bob\AppData\Local\Temp"
 BULK = 1500  # old flows of a long-gone sensor run: enough pages that VACUUM visibly shrinks the file
@@ -218,6 +228,7 @@ EXPECTED = {
     "findings": (3, 1),
     "flows": (2 + BULK, 1),
     "objects": (0, 0),
+    "identities": (0, 0),
     "host_findings": (2, 2),
     "host_events": (4, 3),
     "segments": (0, 0),
@@ -270,7 +281,9 @@ def test_prune_on_postgresql(tmp_path, rule_cache, pg_url):
     FindingStore(pg_url).close()  # tables created
     engine = create_engine(pg_url)
     with engine.begin() as conn:  # the session's database may hold another test's rows
-        conn.execute(text("TRUNCATE findings, flows, objects, host_findings, host_events, incidents, segments, runs"))
+        conn.execute(
+            text("TRUNCATE findings, flows, objects, identities, host_findings, host_events, incidents, segments, runs")
+        )
     engine.dispose()
     seed(tmp_path, pg_url, rule_cache)
     before = counts(pg_url)

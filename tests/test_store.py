@@ -77,6 +77,7 @@ def test_plain_path_creates_tables_and_one_version_row(db_path: Path) -> None:
         "host_findings",
         "incidents",
         "objects",
+        "identities",
         "segments",
     }
     assert versions == [(SCHEMA_VERSION,)]
@@ -356,7 +357,10 @@ def test_postgresql_round_trip(pg_url: str) -> None:
     with FindingStore(pg_url) as s:
         with s._engine.begin() as conn:  # a clean slate: the tests own this database
             conn.execute(
-                text("TRUNCATE findings, flows, objects, host_findings, host_events, incidents, segments, runs")
+                text(
+                    "TRUNCATE findings, flows, objects, identities, host_findings, host_events, incidents, segments, "
+                    "runs"
+                )
             )
         run = s.begin_run("sensor-a", ["scan"])
         rows = [make_row("c", 30.0), make_row("a", 30.0), make_row("b", 10.0, kind="event")]

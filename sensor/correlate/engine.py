@@ -68,6 +68,7 @@ class Group:
     dests: set[str] = field(default_factory=set)
     techniques: set[str] = field(default_factory=lambda: {"T1560.002"})
     ips: set[str] = field(default_factory=set)
+    named_by: str | None = None  # what tied the host's address to its name (host map, telemetry, DHCP...)
 
     def add(self, ev: Evidence, kind: str | None, reason: str) -> None:
         self.evidence.setdefault(ev.ref, ev)
@@ -90,6 +91,7 @@ class Group:
         self.dests |= other.dests
         self.techniques |= other.techniques
         self.ips |= other.ips
+        self.named_by = self.named_by or other.named_by
 
 
 class Correlator:
@@ -126,7 +128,7 @@ class Correlator:
             by_host[short(s.host)].append(s)
         hits_by_host: dict[str | None, list[RuleHit]] = defaultdict(list)
         for h in hits:
-            hits_by_host[self.hosts.host_of(h.host, h.ips[0] if h.ips else None)].append(h)
+            hits_by_host[self.hosts.host_of(h.host, h.ips[0] if h.ips else None, h.ts)].append(h)
         for lst in hits_by_host.values():
             lst.sort(key=lambda h: h.ts)
 
@@ -190,8 +192,9 @@ class Correlator:
 
     # -- anchors ------------------------------------------------------------------------------
     def _transfer(self, t, conns, creates, by_sha, by_host, hits_by_host) -> Group:  # type: ignore[no-untyped-def]
-        host = self.hosts.host_of(None, t.src)
+        host = self.hosts.host_of(None, t.src, t.ts)
         g = Group(host, {t.ref})
+        g.named_by = self.hosts.named_by(t.src, t.ts)
         g.ips.add(t.src)
         g.dests.add(endpoint_text(t.dst, t.dport))
         lateral = t.direction == "internal"
@@ -242,7 +245,7 @@ class Correlator:
         return g
 
     def _encrypted(self, f: FlowIn, by_host, hits_by_host) -> Group | None:  # type: ignore[no-untyped-def]
-        host = self.hosts.host_of(None, f.src)
+        host = self.hosts.host_of(None, f.src, f.start)
         fits = [
             s
             for s in by_host.get(host, ())
@@ -304,6 +307,7 @@ class Correlator:
             files=tuple(sorted(g.files)),
             destinations=tuple(sorted(g.dests)),
             evidence=tuple(ev),
+            host_named_by=g.named_by,
         )
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from sensor.correlate.identities import Claims
 from sensor.errors import InputError
 from sensor.model import HostEvent
 
@@ -37,8 +38,10 @@ class HostMap:
         self.name_of_ip: dict[str, str] = {}
         self.ips_of: dict[str, set[str]] = {}
         self.display: dict[str, str] = {}  # short name -> the fullest name seen
+        self.said_by: dict[str, str] = {}  # address -> what tied it to its name (host map, host telemetry)
+        self.claims = Claims()  # the wire's identities (DHCP, NetBIOS, Kerberos...), by time
 
-    def add(self, name: str | None, ips: Iterable[str]) -> None:
+    def add(self, name: str | None, ips: Iterable[str], said_by: str = "host map") -> None:
         key = short(name)
         if key is None:
             return
@@ -47,13 +50,14 @@ class HostMap:
         for ip in ips:
             if ip and not ip.startswith(("127.", "::1", "169.254.", "fe80:")):
                 self.name_of_ip.setdefault(ip, key)
+                self.said_by.setdefault(ip, said_by)
                 self.ips_of.setdefault(key, set()).add(ip)
 
     def learn(self, events: Iterable[HostEvent]) -> None:
         """Pairs from host telemetry (Sysmon 3 source address, winlogbeat host.ip...)."""
         for e in events:
             if e.host and e.host_ips:
-                self.add(e.host, e.host_ips)
+                self.add(e.host, e.host_ips, f"host telemetry ({e.provider})")
 
     def load(self, path: Path) -> None:
         """--host-map: CSV rows `name,ip[,ip...]` or JSON {"name": ["ip", ...]}; `-` reads standard input."""
@@ -76,13 +80,37 @@ class HostMap:
                 raise InputError(str(path), f"line {n}: expected name,ip[,ip...]")
             self.add(row[0], [c.strip() for c in row[1:] if c.strip()])
 
-    def host_of(self, name: str | None, ip: str | None) -> str | None:
-        """The short name of a host known by name or address; an unknown address is its own name."""
+    def host_of(self, name: str | None, ip: str | None, ts: float | None = None) -> str | None:
+        """The short name of a host known by name or address (at time `ts`, for what the wire said of the
+        address); an unknown address is its own name."""
         if name:
             return short(name)
-        if ip:
-            return self.name_of_ip.get(ip, ip)
-        return None
+        if not ip:
+            return None
+        known = self.name_of_ip.get(ip)
+        if known is not None:
+            return known
+        claim = self.claims.at(ip, ts) if ts is not None else None
+        if claim is None or not claim.name:
+            return ip
+        key = short(claim.name) or ip
+        if len(claim.name) > len(self.display.get(key, "")):
+            self.display[key] = claim.name
+        self.ips_of.setdefault(key, set()).add(ip)
+        return key
+
+    def named_by(self, ip: str | None, ts: float | None = None) -> str | None:
+        """What tied `ip` to its host's name at `ts`: a host map, host telemetry, or the wire's claim."""
+        if not ip:
+            return None
+        if ip in self.said_by:
+            return f"{self.said_by[ip]}: {ip}"
+        claim = self.claims.at(ip, ts) if ts is not None else None
+        if claim is None:
+            return None
+        mac = f", MAC {claim.mac}" if claim.mac else ""
+        where = f"packet {claim.packet} of {claim.capture}"
+        return f"{claim.source}: {ip} = {claim.name}{mac} ({claim.detail or claim.source}, {where})"
 
 
 __all__ = ["HostMap", "short"]

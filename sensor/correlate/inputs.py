@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sensor.model import HostEvent
+from sensor.model import HostEvent, Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,24 @@ def flow_of(rec: dict[str, Any], ref: str) -> FlowIn:
     )
 
 
+def identity_of(rec: dict[str, Any]) -> Identity:
+    """A stored identity record (ecs.identity_record) back to an Identity."""
+    sw = rec.get("stagewatch", {})
+    ident, host = sw.get("identity", {}), rec.get("host", {})
+    until = ident.get("until")
+    return Identity(
+        address=(host.get("ip") or [""])[0],
+        name=host.get("name"),
+        source=ident.get("source", ""),
+        ts=_epoch(rec["@timestamp"]),
+        until=_epoch(until) if until else None,
+        mac=(host.get("mac") or [None])[0],
+        detail=ident.get("detail"),
+        capture=sw.get("source", {}).get("path", ""),
+        packet=sw.get("source", {}).get("packet", 0),
+    )
+
+
 def _epoch(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
@@ -162,4 +180,15 @@ def event_ref(e: HostEvent) -> str:
     return f"{e.source}#{e.record_id}#{e.action}"
 
 
-__all__ = ["FlowIn", "RuleHit", "Staged", "Transfer", "event_ref", "flow_of", "hit_of", "staged_of", "transfer_of"]
+__all__ = [
+    "FlowIn",
+    "RuleHit",
+    "Staged",
+    "Transfer",
+    "event_ref",
+    "flow_of",
+    "hit_of",
+    "identity_of",
+    "staged_of",
+    "transfer_of",
+]

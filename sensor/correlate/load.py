@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sensor.correlate.hosts import HostMap
-from sensor.correlate.inputs import FlowIn, RuleHit, Staged, Transfer, flow_of, hit_of, staged_of, transfer_of
+from sensor.correlate.identities import Claims
+from sensor.correlate.inputs import (
+    FlowIn,
+    RuleHit,
+    Staged,
+    Transfer,
+    flow_of,
+    hit_of,
+    identity_of,
+    staged_of,
+    transfer_of,
+)
 from sensor.model import HostEvent
 from sensor.store.db import FindingStore
 
@@ -39,7 +50,8 @@ def load(store: FindingStore, hosts: HostMap) -> Loaded:
     events = store.host_events("network") + store.host_events("file_create")
     hosts.learn(events)
     for h in hits:
-        hosts.add(h.host, h.ips)
+        hosts.add(h.host, h.ips, "host telemetry")
+    hosts.claims = Claims(identity_of(r) for r in store.identity_records())
     flows = [flow_of(rec, ref) for ref, rec in store.flow_records()]
     return Loaded(transfers, staged, hits, events, flows)
 

@@ -274,6 +274,27 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: 
     return t
 
 
+def hosts_table(records: list[dict[str, Any]]) -> Table:
+    """One row per identity: the address, the name the wire gave it, its MAC, how and when."""
+    t = _table(title="stagewatch hosts (identities from the wire)")
+    for col in ("address", "name", "mac", "source", "since", "until", "how"):
+        t.add_column(col, overflow="fold")
+    for r in records[:TABLE_ROWS]:
+        host, ident = r.get("host", {}), r.get("stagewatch", {}).get("identity", {})
+        t.add_row(
+            (host.get("ip") or ["?"])[0],
+            host.get("name") or "(no name)",
+            (host.get("mac") or [""])[0],
+            ident.get("source", ""),
+            when(r),
+            str(ident.get("until", "")).replace("T", " ")[:19],
+            ident.get("detail", ""),
+        )
+    if len(records) > TABLE_ROWS:
+        t.caption = f"first {TABLE_ROWS} of {len(records)}; all of them with --jsonl"
+    return t
+
+
 def incidents_table(records: list[dict[str, Any]]) -> Table:
     """One row per incident: when, host, score, process, what left and where to."""
     t = _table(title="stagewatch incidents")

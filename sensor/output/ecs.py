@@ -11,6 +11,7 @@ from sensor.model import (
     Finding,
     FlowRecord,
     HostFinding,
+    Identity,
     Incident,
     NetworkOrigin,
     ObjectRecord,
@@ -204,6 +205,27 @@ def app_fields(app: AppMeta | None) -> dict[str, Any]:
     return out
 
 
+def identity_record(i: Identity) -> dict[str, Any]:
+    """The JSON record of one identity: an address, the host name the wire gave it, how and from when."""
+    return clean_record(
+        _drop_none(
+            {
+                "@timestamp": iso(i.ts),
+                "event": {"kind": "event", "category": ["network", "host"], "module": "stagewatch",
+                          "dataset": "stagewatch.identity"},
+                "host": _drop_none({"name": i.name, "ip": [i.address], "mac": [i.mac] if i.mac else None}),
+                "stagewatch": {
+                    "identity": _drop_none(
+                        {"source": i.source, "until": iso(i.until) if i.until is not None else None,
+                         "detail": i.detail}
+                    ),
+                    "source": {"path": i.capture, "packet": i.packet},
+                },
+            }
+        )
+    )  # fmt: skip
+
+
 def object_record(r: ObjectRecord) -> dict[str, Any]:
     """A files.log-like JSON line for one application object (`--objects`)."""
     o = r.origin
@@ -390,6 +412,7 @@ def incident_record(i: Incident) -> dict[str, Any]:
                         "files": list(i.files),
                         "destinations": list(i.destinations),
                         **({"related": list(i.related), "related_sha256": list(i.related_sha256)} if i.related else {}),
+                        **({"host_named_by": i.host_named_by} if i.host_named_by else {}),
                         "evidence": [
                             _drop_none(
                                 {

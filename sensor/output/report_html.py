@@ -112,6 +112,7 @@ def incident_card(chain: Chain, anchored: Mapping[str, str]) -> str:
     facts = [
         ("id", f"<code>{e(ev.get('id'))}</code>"),
         ("host", f'{e(host.get("name", "?"))} <span class="muted">{e(", ".join(host.get("ip", [])))}</span>'),
+        ("host named by", e(inc.get("host_named_by", ""))),
         ("time", f"{e(when(ev.get('start')))} &ndash; {e(when(ev.get('end')))}"),
         ("evidence kinds", reason_chips(inc.get("kinds", []))),
         ("techniques", e(", ".join(r.get("threat", {}).get("technique", {}).get("id", [])))),

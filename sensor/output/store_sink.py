@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding, ObjectRecord
+from sensor.model import FileOrigin, Finding, FlowRecord, HostEvent, HostFinding, Identity, ObjectRecord
 from sensor.names import stable_id, text
 from sensor.output.base import sinks
 from sensor.output.jsonl import dumps
@@ -93,6 +93,8 @@ class StoreSink:
         self._host: list[HostEvent] = []
         self.host_findings = 0
         self._host_findings: list[tuple[HostFinding, str]] = []
+        self.identities = 0
+        self._identities: list[tuple[Identity, str]] = []
 
     def write(self, item: object, record: dict[str, Any]) -> None:
         if isinstance(item, Finding):
@@ -103,6 +105,8 @@ class StoreSink:
             self._host_findings.append((item, dumps(record)))
         elif isinstance(item, ObjectRecord):
             self._objects.append(object_row(self.observer, item, record))
+        elif isinstance(item, Identity):
+            self._identities.append((item, dumps(record)))
         elif isinstance(item, HostEvent):
             self._host.append(item)
             if len(self._host) >= 10 * BATCH:  # many small rows: larger batches
@@ -110,7 +114,7 @@ class StoreSink:
             return
         else:
             return
-        if len(self._rows) + len(self._flows) + len(self._objects) >= BATCH:
+        if len(self._rows) + len(self._flows) + len(self._objects) + len(self._identities) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -133,6 +137,9 @@ class StoreSink:
         if self._host:
             self.host_events += self.store.add_host_events(self.run_id, self._host)
             self._host = []
+        if self._identities:
+            self.identities += self.store.add_identities(self.run_id, self._identities)
+            self._identities = []
         if self._host_findings:
             judged = self.store.judge_host_findings(self.run_id, self._host_findings)
             self.host_findings += judged.new

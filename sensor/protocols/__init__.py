@@ -11,7 +11,8 @@ NOT_PLUGINS = (
     "dns_message",
     "dns_tunnel",
     "smb_files",
-)  # seam, driver, helpers
+    "identity",
+)  # the seam, the session that drives it, helpers; identity/ is a package of its own (host names from the wire)
 import_submodules(__name__, __path__, skip=NOT_PLUGINS)
 
 __all__ = ["NOT_PLUGINS", "DirBuffer", "Extractor", "Wire", "extractors"]

@@ -118,6 +118,41 @@ def _answer(data: bytes, off: int) -> tuple[Answer | None, int]:
     return None, end
 
 
+class Record(NamedTuple):
+    """Any resource record, its data raw: the name services (NetBIOS, LLMNR, mDNS) read A, AAAA and NB."""
+
+    section: int  # 1 answer, 2 authority, 3 additional
+    labels: tuple[bytes, ...]
+    rtype: int
+    ttl: int
+    rdata: bytes
+
+
+def records(data: bytes) -> tuple[int, int, list[tuple[bytes, ...]], list[Record]]:
+    """(flags, questions' count, the questions' names, every record of the three sections) of a message in
+    NetBIOS/DNS layout; DnsError when its header or a name does not parse (what parsed before stays out)."""
+    if len(data) < HEADER.size:
+        raise DnsError("shorter than a header")
+    _, flags, qd, an, ns, ar = HEADER.unpack_from(data)
+    off = HEADER.size
+    names: list[tuple[bytes, ...]] = []
+    for _ in range(min(qd, MAX_RECORDS)):
+        labels, off = _name(data, off)
+        names.append(labels)
+        off += 4
+    out: list[Record] = []
+    for section, count in ((1, an), (2, ns), (3, ar)):
+        for _ in range(min(count, MAX_RECORDS)):
+            labels, off = _name(data, off)
+            if off + 10 > len(data):
+                raise DnsError("record header cut off")
+            rtype, _rclass, ttl, rdlen = struct.unpack_from("!HHIH", data, off)
+            off += 10
+            out.append(Record(section, labels, rtype, ttl, data[off : off + rdlen]))
+            off += rdlen
+    return flags, qd, names, out
+
+
 def parse(data: bytes, strict: bool = False) -> Message:
     """The message in `data`; DnsError when it is not one (strict) or not even its header and first question."""
     if len(data) < HEADER.size:
@@ -155,4 +190,4 @@ def parse(data: bytes, strict: bool = False) -> Message:
     return Message(ident, response, opcode, flags & 0xF, tuple(questions), tuple(answers), complete)
 
 
-__all__ = ["Answer", "DnsError", "Message", "Question", "parse"]
+__all__ = ["Answer", "DnsError", "Message", "Question", "Record", "parse", "records"]

@@ -33,6 +33,7 @@ from sensor.names import to_bytes
 from sensor.protocols import websocket
 from sensor.protocols.base import Wire, extractors
 from sensor.protocols.http_head import Framing, Head, chunk_size, framings, head_end, parse_head
+from sensor.protocols.identity import Identities, ntlm
 
 MAX_HEADER = 64 * 1024
 MAX_CHUNK_LINE = 1024
@@ -271,6 +272,7 @@ class Http:
         buf = self.wire.buf(d)
         request: Head | None = None
         if d == 0:
+            self._authorization(head)
             self.requests.append(head)
             if len(self.requests) > 1000:
                 self.requests.popleft()
@@ -669,6 +671,25 @@ class Http:
                 scan=not plain,
             )
         self._inside(emit, d, offset, index, inner, inner_layers, ctype, name, truncated, app, stamp)
+
+    def _authorization(self, head: Head) -> None:
+        """`Authorization: NTLM|Negotiate <base64>`: an NTLMSSP AUTHENTICATE names the client's workstation."""
+        auth = head.get("authorization")
+        identities = self.wire.shared.get("identities")
+        if not auth or not isinstance(identities, Identities):
+            return
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() not in ("ntlm", "negotiate") or len(token) < 40:
+            return
+        try:
+            blob = base64.b64decode(token.strip() + "=" * (-len(token.strip()) % 4))
+        except (ValueError, binascii.Error):
+            return
+        ts, packet, source = self.wire.stamp(0, head.offset)
+        origin = replace(self.wire.origin(0), ts=ts, packet=packet, source=source)
+        found = ntlm.identity(blob, origin, "HTTP Authorization")
+        if found is not None:
+            identities.add(found)
 
     def _query(self, head: Head) -> None:
         """Query-string values of a request line are objects of their own (index: the request's)."""

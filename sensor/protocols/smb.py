@@ -16,16 +16,18 @@ from __future__ import annotations
 import re
 import struct
 from collections import OrderedDict
+from dataclasses import replace
 from typing import ClassVar
 
 from sensor.model import AppMeta
 from sensor.protocols.base import Wire, extractors
+from sensor.protocols.identity import Identities, ntlm
 from sensor.protocols.smb_files import Pieces
 
 SMB2, SMB1, TRANSFORM, COMPRESSED = b"\xfeSMB", b"\xffSMB", b"\xfdSMB", b"\xfcSMB"
 HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")  # 64 bytes
 RESPONSE, ASYNC, RELATED = 0x1, 0x2, 0x4
-NEGOTIATE, TREE_CONNECT, CREATE, CLOSE, READ, WRITE = 0x0, 0x3, 0x5, 0x6, 0x8, 0x9
+NEGOTIATE, SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE = 0x0, 0x1, 0x3, 0x5, 0x6, 0x8, 0x9
 PENDING = 0x00000103  # STATUS_PENDING: an interim answer, the final one follows
 ALL_ONES = b"\xff" * 16
 MAX_PENDING = 4096  # requests (and early responses) waiting for their other half
@@ -78,6 +80,8 @@ class Smb:
         self.server = wire.endpoints()[2]
         self.resync = [False, False]
         self.compound_create: FileKey | None = None
+        found = wire.shared.get("identities")
+        self.identities = found if isinstance(found, Identities) else None
 
     # -- Extractor ----------------------------------------------------------------------------
     def parse(self, d: int) -> None:
@@ -167,6 +171,15 @@ class Smb:
         body = off + 64
         self.wire.count("requests")
         what: object = None
+        if command == SESSION_SETUP and end - body >= 24:
+            if self.identities is not None:  # the NTLMSSP AUTHENTICATE names the client's workstation
+                b_off, b_len = struct.unpack_from("<HH", msg, body + 12)
+                origin = self.wire.origin(0)
+                origin = replace(origin, ts=stamp[0], packet=stamp[1], source=stamp[2])
+                found = ntlm.identity(msg[off + b_off : off + b_off + b_len], origin, "SMB SESSION_SETUP")
+                if found is not None:
+                    self.identities.add(found)
+            return
         if command == TREE_CONNECT and end - body >= 8:
             p_off, p_len = struct.unpack_from("<HH", msg, body + 4)
             what = utf16(msg[off + p_off : off + p_off + p_len])

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -21,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from sensor.errors import StoreError
-from sensor.model import HostEvent, HostFinding, NetTuple
-from sensor.names import text
+from sensor.model import HostEvent, HostFinding, Identity, NetTuple
+from sensor.names import stable_id, text
 from sensor.store.prune import TABLES, PruneResult, prune_rows
 from sensor.store.query import Query, record_matches, short_host
 from sensor.store.schema import (
@@ -31,6 +32,7 @@ from sensor.store.schema import (
     flows,
     host_events,
     host_findings,
+    identities,
     incidents,
     metadata,
     objects,
@@ -39,10 +41,17 @@ from sensor.store.schema import (
     segments,
 )
 
+IDENTITY_NS = uuid.UUID("5d1f0c2e-8b4a-5e6f-9a7b-3c2d1e0f4a5b")
 BUSY_TIMEOUT_MS = 10_000  # several workers may write one SQLite file; wait rather than fail
 SETUP_LOCK_KEY = 0x5354_4757  # PostgreSQL advisory lock held while creating tables ("STGW")
 PRUNE_LOCK_KEY = 0x5354_5052  # ... and while pruning, so sensors sharing a store prune one at a time ("STPR")
 BATCH_ROWS = 500  # rows per INSERT statement; bounds memory when `rows` is a long generator
+
+
+def identity_id(i: Identity) -> str:
+    """The same claim, seen in the same packet, is stored once."""
+    return stable_id(IDENTITY_NS, "|".join(map(str, (i.address, i.name, i.mac, i.source, i.ts, i.capture, i.packet))))
+
 
 # The dialect's own INSERT is what offers ON CONFLICT DO NOTHING; other databases are refused.
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -380,6 +389,30 @@ class FindingStore:
             want = short_host(host)
             out = [r for r in out if short_host(r.get("host", {}).get("name")) == want]
         return out
+
+    def add_identities(self, run_id: int, rows: Iterable[tuple[Identity, str]]) -> int:
+        """Insert identities (with their JSON records), skipping ones already stored; returns how many were new."""
+        params = (
+            {
+                "identity_id": identity_id(i),
+                "run_id": run_id,
+                "ts": i.ts,
+                "until": i.until,
+                "address": i.address,
+                "name": i.name,
+                "mac": i.mac,
+                "source": i.source,
+                "record": record,
+            }
+            for i, record in rows
+        )
+        return self._insert_new_rows(identities, "identity_id", params)
+
+    def identity_records(self) -> list[dict[str, Any]]:
+        """Every stored identity's record, oldest first."""
+        with self._errors(), self._engine.connect() as conn:
+            q = select(identities.c.record).order_by(identities.c.ts, identities.c.identity_id)
+            return [json.loads(r[0]) for r in conn.execute(q)]
 
     def add_objects(self, run_id: int, rows: Iterable[ObjectRow]) -> int:
         """Insert application objects, skipping object_ids already stored; returns how many were new."""

@@ -17,7 +17,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, and_, delete, or_, select
 
-from sensor.store.schema import findings, flows, host_events, host_findings, incidents, objects, runs, segments
+from sensor.store.schema import (
+    findings,
+    flows,
+    host_events,
+    host_findings,
+    identities,
+    incidents,
+    objects,
+    runs,
+    segments,
+)
 
 PRUNE_BATCH = 500  # ids per SELECT page and per DELETE ... IN (...): under SQLite's oldest variable limit (999)
 TABLES = (
@@ -25,6 +35,7 @@ TABLES = (
     "findings",
     "flows",
     "objects",
+    "identities",
     "host_findings",
     "host_events",
     "segments",
@@ -49,6 +60,7 @@ class PruneResult:
     findings: TableCounts = TableCounts()
     flows: TableCounts = TableCounts()
     objects: TableCounts = TableCounts()
+    identities: TableCounts = TableCounts()
     host_findings: TableCounts = TableCounts()
     host_events: TableCounts = TableCounts()
     segments: TableCounts = TableCounts()
@@ -81,6 +93,8 @@ def prune_rows(conn: Connection, before: float) -> PruneResult:
     fl = _sweep(conn, flows, "flow_id", "start", old_flow, evidence, emptied)
     # Objects are no incident's evidence: they go by their own time, like Zeek's files.log ages.
     ob = _sweep(conn, objects, "object_id", "ts", [objects.c.ts < before], set(), emptied)
+    # Identities age by the time they were said, as the evidence they name hosts for does.
+    ids = _sweep(conn, identities, "identity_id", "ts", [identities.c.ts < before], set(), emptied)
     hf = _sweep(conn, host_findings, "finding_id", "ts", [host_findings.c.ts < before], evidence, emptied)
     # Host findings that stay keep the event they flag (after the sweep above: the survivors only).
     flagged = {r[0] for r in conn.execute(select(host_findings.c.event_key).distinct())}
@@ -97,6 +111,7 @@ def prune_rows(conn: Connection, before: float) -> PruneResult:
         findings=f,
         flows=fl,
         objects=ob,
+        identities=ids,
         host_findings=hf,
         host_events=he,
         segments=TableCounts(n_segments, 0),
@@ -183,7 +198,7 @@ def _pages(
 def _prune_runs(conn: Connection, before: float, emptied: set[int]) -> tuple[int, TableCounts]:
     """Delete runs no row refers to any more (emptied now, or ended before the cutoff) and their segments."""
     referenced: set[int] = set()
-    for table in (findings, flows, objects, host_events, host_findings):
+    for table in (findings, flows, objects, identities, host_events, host_findings):
         referenced.update(r[0] for r in conn.execute(select(table.c.run_id).distinct()))
     candidates: list[int] = []
     running: set[int] = set()

@@ -19,7 +19,8 @@ from sqlalchemy import (
 # 2: host_events, host_findings, incidents and segments added (an older store gains them when opened)
 # 3: objects added (application objects, as Zeek's files.log); findings.run_id is the run that last judged
 #    the finding (a re-scan with other settings replaces its record)
-SCHEMA_VERSION = 3
+# 4: identities added (host names the wire gives addresses: DHCP, NetBIOS, LLMNR, mDNS, Kerberos, NTLMSSP)
+SCHEMA_VERSION = 4
 
 # Fixed names, so constraints and indexes are called the same on every database.
 metadata = MetaData(
@@ -167,6 +168,22 @@ objects = Table(
     Index(None, "ts"),
     Index(None, "flow_id"),
     Index(None, "sha256"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("identity_id", String(36), primary_key=True),  # UUIDv5 of what was said, by whom, where and when
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("ts", Float, nullable=False),  # capture time of the packet that said it
+    Column("until", Float, nullable=True),  # a DHCP lease's end
+    Column("address", String(45), nullable=False),
+    Column("name", Text, nullable=True),  # NULL: the address went to a MAC that gave no name
+    Column("mac", String(64), nullable=True),
+    Column("source", String(16), nullable=False),  # dhcp | nbns | llmnr | mdns | kerberos | ntlm
+    Column("record", Text, nullable=False),  # the JSON record (`stagewatch hosts --jsonl`)
+    Index(None, "address"),
+    Index(None, "ts"),
 )
 
 segments = Table(
