@@ -122,12 +122,33 @@ def audit_event(serial: int, epoch: float, records: Sequence[str], node: str | N
     return out
 
 
+def python_tarfile_audit(epoch: float, node: str | None = None) -> str:
+    """The seed's atomic test 3 as auditd writes it: `python3 -c "import tarfile... bz2"` (EXECVE, its argument in
+    hex) and the CREATE of /tmp/stage_df00.tar.bz2 a fifth of a second later; `node=` names the host or not."""
+    code = "import tarfile;t=tarfile.open('/tmp/stage_df00.tar.bz2','w:bz2');t.add('/etc/hosts');t.close()"
+    proc = 'ppid=880 pid=4300 auid=1000 uid=1000 comm="python3" exe="/usr/bin/python3.11"'
+    execve = [
+        f'SYSCALL arch=c000003e syscall=59 success=yes exit=0 items=2 {proc} key="exec"',
+        f'EXECVE argc=3 a0="python3" a1="-c" a2={hex_arg(code)}',
+        'CWD cwd="/home/bob"',
+    ]
+    create = [
+        f'SYSCALL arch=c000003e syscall=257 success=yes exit=3 items=2 {proc} key="tmp"',
+        'CWD cwd="/home/bob"',
+        'PATH item=0 name="/tmp/" nametype=PARENT',
+        'PATH item=1 name="/tmp/stage_df00.tar.bz2" nametype=CREATE',
+    ]
+    lines = audit_event(301, epoch, execve, node=node) + audit_event(302, epoch + 0.2, create, node=node)
+    return "\n".join(lines) + "\n"
+
+
 def hex_arg(text: str) -> str:
     """auditd writes an argument with a space or a quote as hex."""
     return text.encode().hex().upper()
 
 
 __all__ = [
+    "python_tarfile_audit",
     "WinEvent",
     "audit_event",
     "connection",

@@ -128,22 +128,7 @@ def build(tmp: Path) -> tuple[Path, Path, Path, Path]:
     noise = [hb.WinEvent(e.event_id, e.time, e.data, computer="WS-05", record_id=e.record_id) for e in noise]
     for name, xml in (("ws01.xml", ws1), ("ws02.xml", ws2), ("ws04.xml", ws4), ("ws05.xml", hb.events_xml(noise))):
         (logs / name).write_text(xml)
-    code = "import tarfile;t=tarfile.open('/tmp/stage_df00.tar.bz2','w:bz2');t.add('/etc/hosts');t.close()"
-    t3 = T - 50
-    proc = 'ppid=880 pid=4300 auid=1000 uid=1000 comm="python3" exe="/usr/bin/python3.11"'
-    execve = [
-        f'SYSCALL arch=c000003e syscall=59 success=yes exit=0 items=2 {proc} key="exec"',
-        f'EXECVE argc=3 a0="python3" a1="-c" a2={hb.hex_arg(code)}',
-        'CWD cwd="/home/bob"',
-    ]
-    create = [
-        f'SYSCALL arch=c000003e syscall=257 success=yes exit=3 items=2 {proc} key="tmp"',
-        'CWD cwd="/home/bob"',
-        'PATH item=0 name="/tmp/" nametype=PARENT',
-        'PATH item=1 name="/tmp/stage_df00.tar.bz2" nametype=CREATE',
-    ]
-    audit = hb.audit_event(301, t3, execve, node="lnx-01") + hb.audit_event(302, t3 + 0.2, create, node="lnx-01")
-    (logs / "lnx01-audit.log").write_text("\n".join(audit) + "\n")
+    (logs / "lnx01-audit.log").write_text(hb.python_tarfile_audit(T - 50, node="lnx-01"))
 
     for host, rel, data, t in (
         ("WS-01", "Users/bob/AppData/Local/Temp/stage_df00.zlib", ZLIB, T - 59),

@@ -6,7 +6,6 @@ is the point, typed inputs for the join's rules."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
 from sensor.cli import main as cli_main
@@ -16,6 +15,7 @@ from sensor.correlate.inputs import RuleHit, Staged, Transfer
 from tests import appbuild as ab
 from tests import hostbuild as hb
 from tests.builders import HOSTS, tar_archive
+from tests.incidents import scan_and_correlate
 from tests.netbuild import BASE_TIME, write_pcap
 
 T = BASE_TIME
@@ -24,22 +24,7 @@ DAY = 86400.0
 
 
 def _audit_log(node: str | None) -> str:
-    """python3 -c "import tarfile... bz2" and the CREATE of /tmp/stage_df00.tar.bz2, as auditd writes them."""
-    code = "import tarfile;t=tarfile.open('/tmp/stage_df00.tar.bz2','w:bz2');t.add('/etc/hosts');t.close()"
-    proc = 'ppid=880 pid=4300 auid=1000 uid=1000 comm="python3" exe="/usr/bin/python3.11"'
-    execve = [
-        f'SYSCALL arch=c000003e syscall=59 success=yes exit=0 items=2 {proc} key="exec"',
-        f'EXECVE argc=3 a0="python3" a1="-c" a2={hb.hex_arg(code)}',
-        'CWD cwd="/home/bob"',
-    ]
-    create = [
-        f'SYSCALL arch=c000003e syscall=257 success=yes exit=3 items=2 {proc} key="tmp"',
-        'CWD cwd="/home/bob"',
-        'PATH item=0 name="/tmp/" nametype=PARENT',
-        'PATH item=1 name="/tmp/stage_df00.tar.bz2" nametype=CREATE',
-    ]
-    lines = hb.audit_event(301, T - 50, execve, node=node) + hb.audit_event(302, T - 49.8, create, node=node)
-    return "\n".join(lines) + "\n"
+    return hb.python_tarfile_audit(T - 50, node=node)
 
 
 def _upload(tmp_path):
@@ -54,15 +39,7 @@ def _upload(tmp_path):
 
 
 def _scan_and_correlate(tmp_path, rule_cache, inputs, *scan_flags, hostmap: str = "name,ip\nsrv-17,10.1.2.5\n"):
-    cfg = tmp_path / "sw.toml"
-    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
-    store, out = tmp_path / "sw.db", tmp_path / "incidents.jsonl"
-    hosts = tmp_path / "hosts.csv"
-    hosts.write_text(hostmap)
-    scan = ["-q", "scan", *map(str, inputs), "--db", str(store), "--config", str(cfg), "--home-net", "10.0.0.0/8"]
-    assert cli_main([*scan, *scan_flags]) == 0
-    assert cli_main(["-q", "correlate", "--db", str(store), "--host-map", str(hosts), "--jsonl", str(out)]) == 0
-    return [json.loads(line) for line in out.read_text().splitlines()], store
+    return scan_and_correlate(tmp_path, rule_cache, inputs, *scan_flags, hostmap=hostmap)
 
 
 def test_an_audit_log_without_node_names_takes_the_host_given(tmp_path, rule_cache):

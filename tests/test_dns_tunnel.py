@@ -28,6 +28,7 @@ from tests import dnsbuild as db
 from tests import netns
 from tests.builders import gzip_named, random_bytes, sample_text, xz_member, zip_archive, zlib_member
 from tests.conftest import need
+from tests.incidents import scan_and_correlate
 from tests.netbuild import Conv, interleave, segments, write_pcap
 from tests.test_http import Run, run_pcap
 
@@ -279,10 +280,6 @@ def test_a_real_iodine_tunnel_is_one_tunnel_and_no_member(tmp_path, rule_cache):
 
 
 def test_a_dns_tunnel_finding_joins_an_incident_as_t1048_003(tmp_path, rule_cache):
-    import json
-
-    from sensor.cli import main as cli_main
-
     caps, staged = tmp_path / "captures", tmp_path / "staged"
     caps.mkdir()
     tunnel = db.Tunnel(GZ, client="10.1.2.3", server="10.0.0.53", encoding="base32", sequence="last")
@@ -292,15 +289,15 @@ def test_a_dns_tunnel_finding_joins_an_incident_as_t1048_003(tmp_path, rule_cach
     f.parent.mkdir(parents=True)
     f.write_bytes(GZ)
     os.utime(f, (1_764_000_000.0 - 60, 1_764_000_000.0 - 60))
-    hostmap = tmp_path / "hosts.csv"
-    hostmap.write_text("name,ip\nWS-01,10.1.2.3\n")
-    cfg = tmp_path / "sw.toml"
-    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
-    store, out = tmp_path / "sw.db", tmp_path / "incidents.jsonl"
-    scan = ["-q", "scan", str(caps), str(staged), "--db", str(store), "--config", str(cfg), "--home-net", "10.0.0.0/8"]
-    assert cli_main([*scan, "--host-from-path", "/staged/([^/]+)/"]) == 0
-    assert cli_main(["-q", "correlate", "--db", str(store), "--host-map", str(hostmap), "--jsonl", str(out)]) == 0
-    (incident,) = map(json.loads, out.read_text().splitlines())
+    found, _ = scan_and_correlate(
+        tmp_path,
+        rule_cache,
+        [caps, staged],
+        "--host-from-path",
+        "/staged/([^/]+)/",
+        hostmap="name,ip\nWS-01,10.1.2.3\n",
+    )
+    (incident,) = found
     assert incident["host"]["name"] == "WS-01"
     assert set(incident["threat"]["technique"]["id"]) == {"T1560.002", "T1048.003"}
     assert "same_sha256" in incident["stagewatch"]["incident"]["reasons"]

@@ -30,6 +30,7 @@ from tests import identitybuild as ib
 from tests import smbbuild as sb
 from tests.builders import sample_text, zip_archive
 from tests.conftest import need
+from tests.incidents import scan_and_correlate
 from tests.netbuild import BASE_TIME, Conv, segments, write_pcap
 
 T = BASE_TIME
@@ -148,13 +149,8 @@ def test_an_address_that_moves_between_two_findings_names_each_by_its_time(tmp_p
         f.parent.mkdir(parents=True)
         f.write_bytes(data)
         os.utime(f, (at, at))
-    cfg = tmp_path / "sw.toml"
-    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
-    store, found = tmp_path / "sw.db", tmp_path / "incidents.jsonl"
-    scan = ["-q", "scan", str(caps), str(staged), "--db", str(store), "--config", str(cfg), "--home-net", "10.0.0.0/8"]
-    assert cli_main([*scan, "--host-from-path", "/staged/([^/]+)/"]) == 0
-    assert cli_main(["-q", "correlate", "--db", str(store), "--jsonl", str(found)]) == 0
-    incidents = {r["host"]["name"]: r for r in map(json.loads, found.read_text().splitlines())}
+    found, store = scan_and_correlate(tmp_path, rule_cache, [caps, staged], "--host-from-path", "/staged/([^/]+)/")
+    incidents = {r["host"]["name"]: r for r in found}
     assert set(incidents) == {"ws-a", "ws-b"}
     assert incidents["ws-a"]["stagewatch"]["incident"]["host_named_by"].startswith("dhcp: 10.1.2.60 = ws-a, MAC 02:")
     assert incidents["ws-a"]["host"]["ip"] == [addr] and incidents["ws-b"]["host"]["ip"] == [addr]

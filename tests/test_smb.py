@@ -8,7 +8,6 @@ scanned through the real pipeline; correlation then names the technique (T1048 o
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -17,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sensor.cli import main as cli_main
 from sensor.names import text, to_bytes
 from sensor.output.ecs import finding_record
 from tests import netns
 from tests import smbbuild as sb
 from tests.builders import gzip_named, sample_text, xz_member, zip_archive, zlib_member
 from tests.conftest import need
+from tests.incidents import scan_and_correlate
 from tests.netbuild import Conv, data_indices, drop, nth_data, segments, write_pcap
 from tests.test_http import run_pcap
 
@@ -201,15 +200,9 @@ def test_smb_transfers_join_incidents_as_t1048_out_and_t1570_between_inside_host
         f.parent.mkdir(parents=True)
         f.write_bytes(data)
         os.utime(f, (out.start - 60, out.start - 60))
-    hostmap = tmp_path / "hosts.csv"
-    hostmap.write_text("name,ip\nWS-10,10.0.0.10\nWS-11,10.0.0.11\n")
-    cfg = tmp_path / "sw.toml"
-    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
-    store, found = tmp_path / "sw.db", tmp_path / "incidents.jsonl"
-    scan = ["-q", "scan", str(caps), str(staged), "--db", str(store), "--config", str(cfg), "--home-net", "10.0.0.0/8"]
-    assert cli_main([*scan, "--host-from-path", "/staged/([^/]+)/"]) == 0
-    assert cli_main(["-q", "correlate", "--db", str(store), "--host-map", str(hostmap), "--jsonl", str(found)]) == 0
-    incidents = {r["host"]["name"]: r for r in map(json.loads, found.read_text().splitlines())}
+    found, _ = scan_and_correlate(tmp_path, rule_cache, [caps, staged], "--host-from-path", "/staged/([^/]+)/",
+                                  hostmap="name,ip\nWS-10,10.0.0.10\nWS-11,10.0.0.11\n")  # fmt: skip
+    incidents = {r["host"]["name"]: r for r in found}
     assert set(incidents) == {"WS-10", "WS-11"}
     assert set(incidents["WS-10"]["threat"]["technique"]["id"]) == {"T1560.002", "T1048"}
     assert set(incidents["WS-11"]["threat"]["technique"]["id"]) == {"T1560.002", "T1570"}
