@@ -436,6 +436,25 @@ def fuzz_verify(data: bytes) -> None:
     verifiers.get(fmt)().verify(data[1:], Candidate("fuzz", Format(fmt), 0), ctx)
 
 
+def _encrypted_target(fmt: Format) -> Callable[[bytes], None]:
+    def run(data: bytes) -> None:
+        from sensor.detect.verifiers import Context, verifiers
+
+        ctx = Context(limits=LIMITS, where="fuzz", at_object_start=True)
+        verifier = verifiers.get(fmt)()
+        for off in (0, len(data) // 3):
+            found = verifier.verify(data, Candidate("fuzz", fmt, off), ctx)
+            if found is not None and not (found.offset >= 0 and found.offset + found.length <= len(data)):
+                raise AssertionError(f"{fmt} member out of the data: {found.offset}+{found.length} of {len(data)}")
+
+    run.__doc__ = f"The {fmt} verifier at the start and a third of the way into any bytes: a member, if any, in bounds."
+    return run
+
+
+for _fmt in (Format.OPENSSL, Format.OPENPGP, Format.AGE, Format.FERNET, Format.CMS, Format.JWE):
+    target(str(_fmt))(_encrypted_target(_fmt))
+
+
 @target("content")
 def fuzz_content(data: bytes) -> None:
     """The content decoders: base64 and hex peeling around any offset, multipart splitting, form and JSON

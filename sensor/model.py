@@ -11,7 +11,7 @@ Buffer = bytes | bytearray | memoryview
 
 
 class Format(StrEnum):
-    """`stagewatch.format`: the compressed or archive format of a member."""
+    """`stagewatch.format`: the compressed, archive or encrypted format of a member."""
 
     GZIP = "gzip"
     ZLIB = "zlib"
@@ -28,6 +28,13 @@ class Format(StrEnum):
     RAR = "rar"
     CAB = "cab"
     TAR = "tar"
+    # encrypted, by a library or its CLI (nothing to decompress: proof is structure)
+    OPENSSL = "openssl"
+    OPENPGP = "openpgp"
+    AGE = "age"
+    FERNET = "fernet"
+    CMS = "cms"
+    JWE = "jwe"
 
 
 class Kind(StrEnum):

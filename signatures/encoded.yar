@@ -33,6 +33,30 @@ rule b64_compressed_header
         any of them
 }
 
+rule b64_encrypted_header
+{
+    meta:
+        role = "hint"
+        encoding = "base64"
+    strings:
+        // openssl enc -a, age and CMS/PKCS#7 (PEM, S/MIME) sent as base64; OpenPGP and age have armors of
+        // their own, which the verifiers read
+        $openssl = "Salted__" base64
+        $age = "age-encryption.org/v1" base64
+        $cms = "\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03" base64
+        $cms_auth = "\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01\x17" base64
+        // OpenPGP's first packets as GnuPG writes them: PKESK for RSA 2048/4096 and Curve25519, SKESK v4
+        $pgp_rsa2048 = "\x85\x01\x0c\x03" base64
+        $pgp_rsa4096 = "\x85\x02\x0c\x03" base64
+        $pgp_ecdh = "\x84\x5e\x03" base64
+        $pgp_skesk = "\x8c\x0d\x04" base64
+        // a token sent base64-encoded once more
+        $fernet = "gAAAAA" base64
+        $jwe = "eyJhbGciOi" base64
+    condition:
+        any of them
+}
+
 rule hex_compressed_header
 {
     meta:
@@ -54,6 +78,7 @@ rule hex_compressed_header
         $cab = "4d53434600000000" nocase
         $lzma = "5d00008000" nocase
         $tar = "7573746172" nocase
+        $openssl = "53616c7465645f5f" nocase
     condition:
         any of them
 }

@@ -71,7 +71,7 @@ def test_every_rule_has_valid_meta(all_engines):
 @pytest.mark.parametrize(
     "package,registry,skip",
     [
-        (sensor.detect.verifiers, sensor.detect.verifiers.verifiers, ("base",)),
+        (sensor.detect.verifiers, sensor.detect.verifiers.verifiers, sensor.detect.verifiers.NOT_PLUGINS),
         (sensor.content, decoders, sensor.content.NOT_PLUGINS),
         (sensor.protocols, sensor.protocols.extractors, sensor.protocols.NOT_PLUGINS),
         (sensor.hostevents, sensor.hostevents.parsers, sensor.hostevents.NOT_PLUGINS),

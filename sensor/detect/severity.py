@@ -71,7 +71,15 @@ EXTENSIONS: dict[Format, tuple[str, ...]] = {
     Format.RAR: (".rar", ".r00", ".cbr"),
     Format.CAB: (".cab",),
     Format.TAR: (".tar",),
+    Format.OPENSSL: (".enc", ".bin", ".aes", ".ssl"),
+    Format.OPENPGP: (".gpg", ".pgp", ".asc", ".enc"),
+    Format.AGE: (".age", ".asc"),
+    Format.FERNET: (".fernet", ".enc", ".token"),
+    Format.CMS: (".p7m", ".p7", ".cms", ".der", ".pem", ".enc"),
+    Format.JWE: (".jwe", ".jwt", ".token"),
 }
+TOKENS = (Format.FERNET, Format.JWE)  # web applications send these with every request: small ones are events
+TOKEN_ALERT_SIZE = 4096
 
 BASE_COMPRESSED = 50
 BASE_ARCHIVE = 30  # tar and stored zip: archives without compression
@@ -121,6 +129,8 @@ def judge(
     `container_size`: the whole object's size (defaults to the file's), so a member that *is*
     the object is not judged as inside it.
     """
+    if member.format in TOKENS and member.length < TOKEN_ALERT_SIZE and not (sensitive or content):
+        return Judgement(Kind.EVENT, CONTAINER_SEVERITY, ("session_token_size",))
     plain = not (member.encrypted or sensitive or content)
     size = _size(origin) if container_size is None else container_size
     if plain and is_container(container_mime) and not (member.offset == 0 and member.length >= size):
@@ -128,8 +138,8 @@ def judge(
     if plain and document_mime:
         return Judgement(Kind.EVENT, CONTAINER_SEVERITY, (ZIP_IS_DOCUMENT,))
     reasons: list[str] = []
-    score = BASE_COMPRESSED if member.compressed else BASE_ARCHIVE
-    if not member.compressed:
+    score = BASE_COMPRESSED if member.compressed or member.encrypted else BASE_ARCHIVE
+    if not (member.compressed or member.encrypted):
         reasons.append("archive_without_compression")
     alert = False
     if isinstance(origin, NetworkOrigin):

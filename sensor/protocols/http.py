@@ -60,6 +60,8 @@ METHODS = (
 DISPOSITION_NAME = re.compile(r"""filename\*?\s*=\s*(?:UTF-8''|"?)([^";]+)""", re.IGNORECASE)
 START = re.compile(rb"[A-Z][A-Z0-9_-]{1,23}[ \t]|[Hh][Tt][Tt][Pp][ \t]*/")  # how a request or status line begins
 FORM_CHARS = re.compile(rb"[\x21-\x7e]*")  # urlencoded bodies are printable ASCII without spaces
+# a Fernet token, or five dot-separated base64url parts (JWE compact; a JWS has three): the head is scanned
+TOKEN_HINT = re.compile(rb"gAAAAA|eyJ[\w-]+\.[\w-]*\.[\w-]+\.[\w-]+\.[\w-]+")
 
 
 @dataclass(slots=True)
@@ -234,10 +236,13 @@ class Http:
                     self._fail(d, "incomplete_header" if self._plausible(data) else "bad_start_line")
                 break
             end, size = found
-            head = parse_head(bytes(data[:end]), buf.base)
+            block = bytes(data[:end])
+            head = parse_head(block, buf.base)
             if head is None or head.request != (d == 0):
                 self._fail(d, "bad_start_line")
                 break
+            if TOKEN_HINT.search(block):
+                self._head_object(d, block, head)
             self._release(d)  # the held body's length was right
             self._take(d, end + size)
             self._start(d, head)
@@ -671,6 +676,12 @@ class Http:
                 scan=not plain,
             )
         self._inside(emit, d, offset, index, inner, inner_layers, ctype, name, truncated, app, stamp)
+
+    def _head_object(self, d: int, block: bytes, head: Head) -> None:
+        """A head carrying what looks like an encrypted token (a Fernet cookie, a JWE bearer) is scanned as an
+        object of its own: tokens travel in headers, and a body-only reading would never see them."""
+        app = AppMeta("http", head.method, head.target, head.get("host"), head.get("user-agent"), head.status)
+        self.wire.emit(d, head.offset, block, name="headers", layers=("header",), app=app)
 
     def _authorization(self, head: Head) -> None:
         """`Authorization: NTLM|Negotiate <base64>`: an NTLMSSP AUTHENTICATE names the client's workstation."""
