@@ -18,7 +18,7 @@ from loguru import logger
 from sensor import __version__, native
 from sensor.errors import ConfigError, InputError, RuleError, StoreError
 from sensor.hostrules.export import add_rules_parser, run_rules
-from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, Identity, ObjectRecord, SegmentDone
+from sensor.model import Finding, FlowRecord, HostEvent, HostFinding, Identity, ObjectRecord, OpaqueFile, SegmentDone
 from sensor.output import console
 from sensor.output.ecs import (
     finding_record,
@@ -27,6 +27,7 @@ from sensor.output.ecs import (
     identity_record,
     object_record,
     observer_fields,
+    opaque_record,
 )
 from sensor.output.jsonl import JsonlSink, dumps, open_lines, write_lines
 from sensor.output.store_sink import StoreSink, flow_id_of, object_ids
@@ -318,13 +319,18 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _record_of(
-    item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord | Identity, observer: dict[str, Any]
+    item: Finding | FlowRecord | HostFinding | HostEvent | ObjectRecord | Identity | OpaqueFile,
+    observer: dict[str, Any],
 ) -> dict[str, Any]:
     """The ECS record the sinks write for one pipeline result, stamped with this sensor's observer.*."""
     if isinstance(item, HostEvent):
         return {}  # host events go to the store only (the correlator reads them there)
     if isinstance(item, Identity):
         return identity_record(item)  # the store's hosts table (`stagewatch hosts`)
+    if isinstance(item, OpaqueFile):
+        record = opaque_record(item)
+        record["observer"] = observer
+        return record
     if isinstance(item, Finding):
         record = finding_record(item)
     elif isinstance(item, FlowRecord):
@@ -542,7 +548,11 @@ def _duration(text: str, flag: str = "--window") -> float:
 def _sinks(a: argparse.Namespace, settings: Settings) -> list[Any]:
     """The file and syslog sinks scan and live share: JSON lines append unless --truncate."""
     sinks: list[Any] = []
-    for target, kind in ((a.jsonl, (Finding, HostFinding)), (a.flows, FlowRecord), (a.objects, ObjectRecord)):
+    for target, kind in (
+        (a.jsonl, (Finding, HostFinding, OpaqueFile)),
+        (a.flows, FlowRecord),
+        (a.objects, ObjectRecord),
+    ):
         if target:
             sinks.append(JsonlSink(target, kind, a.truncate))
     if a.syslog:

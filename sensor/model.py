@@ -383,6 +383,19 @@ class FlowRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OpaqueFile:
+    """A staged file of no known type whose bytes are near-uniform (`stagewatch.opaque`): an event, never a finding."""
+
+    origin: FileOrigin
+    sha256: str
+    mime_type: str | None
+    sample: int  # bytes the statistic was taken over
+    entropy: float  # Shannon, bits per byte
+    chi_square: float  # of the byte histogram, 255 degrees of freedom
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """A name the wire gives an address: who had which address, from when (sensor/protocols/identity/)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import itertools
 import mmap
 import multiprocessing as mp
@@ -27,14 +28,26 @@ from loguru import logger
 
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
+from sensor.detect import inner, opaque
 from sensor.detect.content_rules import UserRules, load_user_rules
 from sensor.detect.detector import Detector
 from sensor.errors import InputError, RuleError
 from sensor.hostevents.base import HEAD_BYTES as TELEMETRY_HEAD
 from sensor.hostevents.sniff import Telemetry, read, which
 from sensor.hostrules.engine import HostRules
-from sensor.model import Buffer, Finding, HostEvent, HostFinding, Packet, SegmentDone
+from sensor.model import (
+    Buffer,
+    ContentObject,
+    FileOrigin,
+    Finding,
+    HostEvent,
+    HostFinding,
+    OpaqueFile,
+    Packet,
+    SegmentDone,
+)
 from sensor.output.extract import MemberFiles
+from sensor.policy import is_staging_path
 from sensor.staging.reader import HostNamer, read_file
 from sensor.staging.walk import walk
 from sensor.stats import RunStats
@@ -119,7 +132,7 @@ def scan_inputs(
                     rules = rules or host_rules(settings)
                     yield from _read_telemetry(path, telemetry, stats, tz, rules, namer.given(path))
                 else:
-                    yield from _scan_file(path, root, namer(path), detector, stats)
+                    yield from _scan_file(path, root, namer(path), detector, stats, opaque=True)
                 if progress is not None:
                     progress(path, st.st_size)
         if net is not None:
@@ -196,7 +209,11 @@ def _read_telemetry(
         )
 
 
-def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunStats) -> Iterator[Finding]:
+def _scan_file(
+    path: str, root: str, host: str, detector: Detector, stats: RunStats, opaque: bool = False
+) -> Iterator[Finding | OpaqueFile]:
+    """The file's findings; with `opaque`, a staged file without any and of no known type whose bytes are
+    near-uniform gives an OpaqueFile record instead (scan; watch keeps to findings)."""
     try:
         obj = read_file(path, root, host)
     except InputError as e:
@@ -206,7 +223,15 @@ def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunSt
     stats.files += 1
     stats.bytes += obj.origin.size
     try:
-        yield from detector.scan(obj)
+        found = False
+        for f in detector.scan(obj):
+            found = True
+            yield f
+        if opaque and not found:
+            blob = _opaque(obj)
+            if blob is not None:
+                stats.opaque += 1
+                yield blob
     except Exception as e:  # the boundary for one file: log where, count, go on
         stats.errors["scan"] += 1
         logger.opt(exception=e).debug("traceback")
@@ -214,6 +239,24 @@ def _scan_file(path: str, root: str, host: str, detector: Detector, stats: RunSt
     finally:
         if isinstance(obj.data, mmap.mmap):
             obj.data.close()
+
+
+def _opaque(obj: ContentObject) -> OpaqueFile | None:
+    """An OpaqueFile for a staged file of at least 64 KiB that libmagic cannot name and whose bytes are
+    near-uniform (sensor/detect/opaque.py)."""
+    origin = obj.origin
+    if not isinstance(origin, FileOrigin) or origin.size < opaque.MIN_SIZE or not is_staging_path(origin.path):
+        return None
+    mime = inner.mime_of(bytes(obj.data[: inner.MAGIC_BYTES]))
+    if mime not in (None, "application/octet-stream"):
+        return None
+    stat = opaque.measure(obj.data)
+    if stat is None:
+        return None
+    digest = hashlib.sha256()
+    for i in range(0, len(obj.data), 1 << 20):
+        digest.update(obj.data[i : i + (1 << 20)])
+    return OpaqueFile(origin, digest.hexdigest(), mime, stat.sample, stat.entropy, stat.chi_square, stat.verdict)
 
 
 def _worker(job: Job, queue: mp.Queue) -> None:  # type: ignore[type-arg]

@@ -16,6 +16,7 @@ class RunStats:
 
     files: int = 0
     bytes: int = 0
+    opaque: int = 0  # staged files of no known type and near-uniform bytes (stagewatch.opaque records)
     objects: int = 0
     findings: int = 0
     alerts: int = 0
@@ -58,6 +59,7 @@ class RunStats:
         return {
             "files": self.files,
             "bytes": self.bytes,
+            "opaque": self.opaque,
             "objects": self.objects,
             "findings": self.findings,
             "alerts": self.alerts,

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,100 @@ def test_writer_and_detail_name_the_tool(detector, made):
     assert a.member.writer == "age" and a.member.detail == "recipients: X25519"
     (c,) = scan(detector, made["cms.der"][1], folder="/tmp/stage/")
     assert "aes-256-cbc" in (c.member.detail or "") and "key transport" in (c.member.detail or "")
+
+
+# -- opaque blobs ----------------------------------------------------------------------------------------------------
+
+
+def _png(rnd: random.Random, size: int = 256) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\x00" + rnd.randbytes(size * 3) for _ in range(size))
+    head = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _jpeg(rnd: random.Random) -> bytes:
+    # JFIF markers around entropy-coded data, as a camera writes it: SOI, APP0, DQT, SOF0, DHT, SOS ... EOI
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    dqt = b"\xff\xdb\x00\x43\x00" + bytes(range(1, 65))
+    sof = b"\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    scan_data = bytes(b if b != 0xFF else 0xFE for b in rnd.randbytes(300_000))
+    return b"\xff\xd8" + app0 + dqt + sof + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + scan_data + b"\xff\xd9"
+
+
+def _docx(rnd: random.Random) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+                   'package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/'
+                   'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')  # fmt: skip
+        z.writestr("word/document.xml", "<w:document>" + sample_text(100_000, 9).decode() + "</w:document>")
+        z.writestr("word/media/image1.png", _png(rnd, 128))
+    return buf.getvalue()
+
+
+def _pdf(rnd: random.Random) -> bytes:
+    import zlib
+
+    stream = zlib.compress(rnd.randbytes(200_000))
+    body = b"%PDF-1.7\n1 0 obj\n<< /Length " + str(len(stream)).encode() + b" /Filter /FlateDecode >>\nstream\n"
+    return body + stream + b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+def _mp4(rnd: random.Random) -> bytes:
+    import struct
+
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + b"\x00\x00\x02\x00" + b"isomiso2"
+    mdat = rnd.randbytes(400_000)
+    return ftyp + struct.pack(">I", 8 + len(mdat)) + b"mdat" + mdat
+
+
+def test_staged_media_and_documents_are_no_alert_and_random_blobs_at_most_opaque(tmp_path, rule_cache):
+    from sensor.config import Settings
+    from sensor.model import Finding, OpaqueFile
+    from sensor.pipeline import Job, scan_inputs
+    from sensor.stats import RunStats
+
+    rnd = random.Random(77)
+    staged = tmp_path / "var" / "tmp"
+    staged.mkdir(parents=True)
+    files = {"photo.jpg": _jpeg(rnd), "shot.png": _png(rnd), "memo.docx": _docx(rnd), "report.pdf": _pdf(rnd),
+             "clip.mp4": _mp4(rnd)}  # fmt: skip
+    for n, size in enumerate((64 * 1024, 300_000, 1 << 20, 4 << 20)):
+        files[f"random-{n}.bin"] = rnd.randbytes(size)
+    for name, data in files.items():
+        (staged / name).write_bytes(data)
+    settings = Settings(observer="t", cache_dir=rule_cache)
+    stats = RunStats()
+    out = list(scan_inputs(Job((str(tmp_path),), settings), stats))
+    assert [f for f in out if isinstance(f, Finding) and f.kind == Kind.ALERT] == []
+    opaque = {Path(o.origin.path).name: o for o in out if isinstance(o, OpaqueFile)}
+    assert set(opaque) == {f"random-{n}.bin" for n in range(4)}
+    for name, o in opaque.items():
+        assert o.verdict == "uniform: encrypted or random" and o.entropy > 7.95 and o.chi_square < 330, name
+        assert o.sha256 == _sha(files[name])
+    assert stats.opaque == 4
+
+
+def test_an_opaque_record_is_an_event_in_the_jsonl(tmp_path, rule_cache):
+    from sensor.cli import main as cli_main
+
+    staged = tmp_path / "Users" / "Public"
+    staged.mkdir(parents=True)
+    (staged / "blob").write_bytes(random.Random(5).randbytes(2 << 20))
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(f'cache_dir = "{rule_cache}"\nobserver = "test"\n')
+    out = tmp_path / "out.jsonl"
+    assert cli_main(["-q", "scan", str(tmp_path / "Users"), "--no-db", "--config", str(cfg), "--jsonl", str(out)]) == 0
+    (rec,) = map(json.loads, out.read_text().splitlines())
+    assert rec["event"]["kind"] == "event" and rec["event"]["dataset"] == "stagewatch.opaque"
+    assert rec["stagewatch"]["opaque"]["verdict"] == "uniform: encrypted or random"
+    assert rec["file"]["size"] == 2 << 20

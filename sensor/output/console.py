@@ -246,6 +246,8 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: 
     if stats.files or not stats.captures:
         t.add_row("files scanned", f"{stats.files} ({mb:.1f} MB, {mb / max(seconds, 1e-9):.1f} MB/s)")
     t.add_row("findings (alerts)", f"{stats.findings} ({stats.alerts})")
+    if stats.opaque:
+        t.add_row("opaque staged files", str(stats.opaque))
     if stored is not None:
         t.add_row("new in store", f"{stored}" + (f" ({updated} stored earlier, judged anew)" if updated else ""))
     if stats.captures:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from typing import Any
 
 from sensor.model import (
@@ -15,6 +17,7 @@ from sensor.model import (
     Incident,
     NetworkOrigin,
     ObjectRecord,
+    OpaqueFile,
     Tuned,
 )
 from sensor.names import clean_record
@@ -203,6 +206,29 @@ def app_fields(app: AppMeta | None) -> dict[str, Any]:
         out["dns"] = {"type": "answer" if app.dns.answers else "query",
                       "question": {"registered_domain": app.dns.registered_domain}}  # fmt: skip
     return out
+
+
+def opaque_record(o: OpaqueFile) -> dict[str, Any]:
+    """The JSON record of a staged file of no known type whose bytes are near-uniform: an event, not a finding."""
+    f = o.origin
+    return clean_record(
+        _drop_none(
+            {
+                "@timestamp": iso(f.mtime),
+                "event": {"kind": "event", "category": ["file"], "module": "stagewatch", "dataset": "stagewatch.opaque",
+                          "created": iso(time.time())},
+                "host": {"name": f.host},
+                "file": _drop_none({"path": f.path, "name": os.path.basename(f.path), "size": f.size,
+                                    "owner": f.owner, "mtime": iso(f.mtime), "hash": {"sha256": o.sha256},
+                                    "mime_type": o.mime_type}),
+                "stagewatch": {
+                    "opaque": {"entropy": o.entropy, "chi_square": o.chi_square, "sample": o.sample,
+                               "verdict": o.verdict},
+                    "source": {"path": f.root},
+                },
+            }
+        )
+    )  # fmt: skip
 
 
 def identity_record(i: Identity) -> dict[str, Any]:
