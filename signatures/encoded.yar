@@ -45,11 +45,11 @@ rule b64_encrypted_header
         $age = "age-encryption.org/v1" base64
         $cms = "\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03" base64
         $cms_auth = "\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01\x17" base64
-        // OpenPGP's first packets as GnuPG writes them: PKESK for RSA 2048/4096 and Curve25519, SKESK v4
+        // OpenPGP's first packets as GnuPG writes them (PKESK for RSA 2048/4096, SKESK v4 with its cipher
+        // and S2K): four bytes or more, so that every alignment keeps atoms YARA can use
         $pgp_rsa2048 = "\x85\x01\x0c\x03" base64
         $pgp_rsa4096 = "\x85\x02\x0c\x03" base64
-        $pgp_ecdh = "\x84\x5e\x03" base64
-        $pgp_skesk = "\x8c\x0d\x04" base64
+        $pgp_skesk = "\x8c\x0d\x04\x09\x03" base64
         // a token sent base64-encoded once more
         $fernet = "gAAAAA" base64
         $jwe = "eyJhbGciOi" base64

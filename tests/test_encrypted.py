@@ -265,3 +265,15 @@ def test_an_opaque_record_is_an_event_in_the_jsonl(tmp_path, rule_cache):
     assert rec["event"]["kind"] == "event" and rec["event"]["dataset"] == "stagewatch.opaque"
     assert rec["stagewatch"]["opaque"]["verdict"] == "uniform: encrypted or random"
     assert rec["file"]["size"] == 2 << 20
+
+
+def test_an_rsa_session_key_a_byte_short_is_found(detector, made):
+    """Once in 256 encryptions the RSA-2048 session key's MPI has eight leading zero bits, and GnuPG writes the
+    PKESK a byte shorter (length 267): the rule lists both lengths."""
+    data = made["gpg-rsa.gpg"][1]
+    assert data[:4] == b"\x85\x01\x0c\x03"
+    body = data[3:271]
+    short = body[:10] + (2040).to_bytes(2, "big") + b"\x7f" + body[13 : 12 + 256]  # 255 bytes of MPI
+    message = b"\x85" + len(short).to_bytes(2, "big") + short + data[271:]
+    (f,) = scan(detector, message, folder="/tmp/stage/")
+    assert f.member.format == Format.OPENPGP and f.member.length == len(message)
