@@ -451,7 +451,7 @@ def _encrypted_target(fmt: Format) -> Callable[[bytes], None]:
     return run
 
 
-for _fmt in (Format.OPENSSL, Format.OPENPGP, Format.AGE, Format.FERNET, Format.CMS, Format.JWE):
+for _fmt in (Format.OPENSSL, Format.OPENPGP, Format.AGE, Format.FERNET, Format.CMS, Format.JWE, Format.LZNT1):
     target(str(_fmt))(_encrypted_target(_fmt))
 
 

@@ -35,6 +35,8 @@ class Format(StrEnum):
     FERNET = "fernet"
     CMS = "cms"
     JWE = "jwe"
+    # Windows' own compression (RtlCompressBuffer): no magic, tried at an object's start only
+    LZNT1 = "lznt1"
 
 
 class Kind(StrEnum):

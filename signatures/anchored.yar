@@ -27,3 +27,17 @@ rule lzma_alone_any_props
          (uint32(1) % 3 == 0 and (uint32(1) \ 3) & ((uint32(1) \ 3) - 1) == 0)) and
         ((uint32(5) == 0xFFFFFFFF and uint32(9) == 0xFFFFFFFF) or uint32(9) < 0x40)
 }
+
+rule lznt1_chunk
+{
+    meta:
+        format = "lznt1"
+        role = "anchored"
+    condition:
+        // RtlCompressBuffer(COMPRESSION_FORMAT_LZNT1): a chunk header word, signature 3 in bits 12-14; a
+        // compressed chunk's flag byte follows, a stored one is a whole 4 KiB (size field 4095). Three bits of
+        // signature are no proof: the verifier decodes and asks for typed or non-uniform output
+        uint16(0) & 0x7000 == 0x3000 and
+        (uint16(0) & 0x8000 == 0x8000 or uint16(0) & 0x0FFF == 0x0FFF) and
+        filesize >= 4
+}

@@ -63,7 +63,7 @@ def test_compiled_rules_are_cached_and_reloaded(tmp_path):
 
 def test_every_rule_has_valid_meta(all_engines):
     e = all_engines["yara-python"]
-    formats = {m.format for m in e.meta.values() if m.role == "candidate"}
+    formats = {m.format for m in e.meta.values() if m.role in ("candidate", "anchored")}
     assert formats >= set(Format) - {Format.BROTLI}
     assert {m.encoding for m in e.meta.values() if m.role == "hint"} == {"base64", "hex"}
 

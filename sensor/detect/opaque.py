@@ -29,6 +29,15 @@ class Uniformity(NamedTuple):
     verdict: str  # "uniform: encrypted or random" | "near-uniform: compressed in an unknown format"
 
 
+def uniformity(data: bytes) -> float:
+    """The chi-square statistic of `data`'s byte histogram against a uniform one (255 degrees of freedom)."""
+    n = len(data)
+    if not n:
+        return 0.0
+    expected = n / 256
+    return sum((data.count(bytes((b,))) - expected) ** 2 for b in range(256)) / expected
+
+
 def measure(data: Buffer) -> Uniformity | None:
     """The uniformity of `data`'s first SAMPLE bytes, or None when they are not near-maximal entropy."""
     sample = bytes(data[:SAMPLE])
@@ -47,4 +56,4 @@ def measure(data: Buffer) -> Uniformity | None:
     return Uniformity(n, round(entropy, 4), round(chi2, 1), verdict)
 
 
-__all__ = ["MIN_SIZE", "Uniformity", "measure"]
+__all__ = ["MIN_SIZE", "UNIFORM_CHI2", "Uniformity", "measure", "uniformity"]
