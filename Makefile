@@ -12,10 +12,10 @@ APT_PKGS_RUN := libmagic1 gcc python3-dev
 # tests), chromium (headless: tests/test_report.py renders the HTML report, reads its DOM, takes a
 # screenshot), dovecot (IMAP and POP3 tests), iodine (a real DNS tunnel, tests/test_dns_tunnel.py), samba and
 # smbclient (a real SMB server and client, tests/test_smb.py), dnsmasq-base and busybox (a real DHCP server and
-# client, tests/test_identity.py), openssl, gnupg and age (encrypted files made by the real tools,
+# client, tests/test_identity.py), openssl, gnupg, age and 7zip (encrypted files made by the real tools,
 # tests/test_encrypted.py), yara (bench peer)
 APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 tcpreplay tcpdump postgresql chromium \
-  dovecot-imapd dovecot-pop3d iodine samba smbclient dnsmasq-base busybox openssl gnupg age
+  dovecot-imapd dovecot-pop3d iodine samba smbclient dnsmasq-base busybox openssl gnupg age 7zip
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench

@@ -277,3 +277,16 @@ def test_an_rsa_session_key_a_byte_short_is_found(detector, made):
     message = b"\x85" + len(short).to_bytes(2, "big") + short + data[271:]
     (f,) = scan(detector, message, folder="/tmp/stage/")
     assert f.member.format == Format.OPENPGP and f.member.length == len(message)
+
+
+def test_7zip_aes_with_encrypted_headers_from_the_real_7zz_is_an_alert(tmp_path, detector):
+    """The issue's starting point: 7-Zip AES with encrypted headers (7zz -mhe=on) was already an alert; made by the
+    real tool here."""
+    need(None if shutil.which("7zz") else "7zz is not installed (make test installs 7zip)")
+    plain = tmp_path / "rows.csv"
+    plain.write_bytes(PLAIN)
+    target = tmp_path / "out.7z"
+    _run(["7zz", "a", "-ppw", "-mhe=on", str(target), str(plain)])
+    (f,) = scan(detector, target.read_bytes(), name="out.7z", folder="/tmp/")
+    assert f.member.format == Format.SEVENZIP and f.member.encrypted and f.kind == Kind.ALERT
+    assert f.member.detail == "headers encrypted"
