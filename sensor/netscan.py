@@ -243,18 +243,17 @@ class NetScanner:
     def _datagram(self, flow: Flow, d: int, seg: Segment) -> None:
         if not seg.payload:
             return
+        origin = self._origin(flow, d, seg.ts, seg.index)  # once per datagram: identities, DNS and the scan share it
         if self.identities is not None and (flow.sport in IDENTITY_PORTS or flow.cport in IDENTITY_PORTS):
-            self.identities.datagram(flow.cport, flow.sport, seg.payload, self._origin(flow, d, seg.ts, seg.index))
-        if self.dns is not None and self._dns(flow, d, seg):
+            self.identities.datagram(flow.cport, flow.sport, seg.payload, origin)
+        if self.dns is not None and self._dns(flow, seg.payload, origin):
             return
-        origin = self._origin(flow, d, seg.ts, seg.index)
         obj = ContentObject(origin=origin, data=seg.payload, index=flow.datagrams - 1)  # datagrams count from 0
         self.out.extend(self.det.scan(obj))
 
-    def _dns(self, flow: Flow, d: int, seg: Segment) -> bool:
+    def _dns(self, flow: Flow, payload: bytes, origin: NetworkOrigin) -> bool:
         """A DNS datagram goes to the tunnel tracker (True); on port 53 read leniently, elsewhere only when it
         parses strictly as a query or answer. Anything else is scanned as a datagram."""
-        payload = seg.payload
         on_53 = flow.sport == 53 or flow.cport == 53
         if not on_53 and not (len(payload) >= 17 and payload[4:6] == b"\x00\x01" and not payload[2] & 0x78):
             return False
@@ -265,5 +264,5 @@ class NetScanner:
                 self.stats.app["dns.anomaly.malformed"] += 1
             return False
         assert self.dns is not None
-        self.dns.message(msg, self._origin(flow, d, seg.ts, seg.index, "dns"))
+        self.dns.message(msg, origin)  # the tracker names its objects protocol dns itself
         return True

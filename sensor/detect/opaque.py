@@ -29,13 +29,16 @@ class Uniformity(NamedTuple):
     verdict: str  # "uniform: encrypted or random" | "near-uniform: compressed in an unknown format"
 
 
-def uniformity(data: bytes) -> float:
-    """The chi-square statistic of `data`'s byte histogram against a uniform one (255 degrees of freedom)."""
-    n = len(data)
-    if not n:
-        return 0.0
+def _chi_square(counts: list[int], n: int) -> float:
     expected = n / 256
-    return sum((data.count(bytes((b,))) - expected) ** 2 for b in range(256)) / expected
+    return sum((c - expected) ** 2 for c in counts) / expected if n else 0.0
+
+
+def uniformity(data: bytes) -> float:
+    """The chi-square statistic of the byte histogram of `data`'s first SAMPLE bytes against a uniform one
+    (255 degrees of freedom)."""
+    sample = data[:SAMPLE]
+    return _chi_square([sample.count(bytes((b,))) for b in range(256)], len(sample))
 
 
 def measure(data: Buffer) -> Uniformity | None:
@@ -45,8 +48,7 @@ def measure(data: Buffer) -> Uniformity | None:
     if n < MIN_SIZE:
         return None
     counts = [sample.count(bytes((b,))) for b in range(256)]
-    expected = n / 256
-    chi2 = sum((c - expected) ** 2 for c in counts) / expected
+    chi2 = _chi_square(counts, n)
     entropy = -sum(c / n * math.log2(c / n) for c in counts if c)
     if entropy < MIN_ENTROPY:
         return None

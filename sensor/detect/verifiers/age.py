@@ -15,7 +15,7 @@ import re
 from typing import ClassVar
 
 from sensor.detect.verifiers.base import Context, Verified, verifiers
-from sensor.detect.verifiers.encrypted import encrypted
+from sensor.detect.verifiers.encrypted import armored, encrypted
 from sensor.model import Buffer, Candidate, Format
 
 VERSION = b"age-encryption.org/v1\n"
@@ -25,6 +25,7 @@ STANZA = re.compile(rb"-> ([\x21-\x7e]+(?: [\x21-\x7e]+)*)\n")
 B64 = re.compile(rb"[A-Za-z0-9+/]*")
 MAC = re.compile(rb"--- [A-Za-z0-9+/]{43}\n")
 MAX_HEADER = 64 * 1024
+MAX_ARMOR = 256 * 1024 * 1024
 MAX_STANZAS = 256
 
 
@@ -89,7 +90,7 @@ class AgeVerifier:
 
     @staticmethod
     def _armored(data: Buffer, off: int) -> Verified | None:
-        block = bytes(data[off : off + 256 * 1024 * 1024])
+        block, _ = armored(data, off, ARMOR_END, MAX_ARMOR)
         end = block.find(ARMOR_END)
         body = block[len(ARMOR_BEGIN) : end if end >= 0 else len(block)]
         text = b"".join(body.split())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from sensor.detect.verifiers.base import Verified
-from sensor.model import Format, Proof
+from sensor.model import Buffer, Format, Proof
 
 TEXTLIKE = frozenset(range(32, 127)) | {9, 10, 13}
 
@@ -32,4 +34,13 @@ def looks_random(sample: bytes) -> bool:
     return printable < 0.9 * len(sample) and len(set(sample)) >= min(len(sample) // 2, 64)
 
 
-__all__ = ["encrypted", "looks_random"]
+def armored(data: Buffer, off: int, end: bytes, cap: int) -> tuple[bytes, bool]:
+    """The armored text at `off` through its `end` line (and the one newline after it), and whether that line
+    was found within `cap` bytes: only those bytes are copied, not the rest of a large object."""
+    limit = min(len(data), off + cap)
+    m = re.compile(re.escape(end) + rb"\r?\n?").search(data, off, limit)  # type: ignore[call-overload]
+    stop = m.end() if m else limit
+    return bytes(data[off:stop]), m is not None
+
+
+__all__ = ["armored", "encrypted", "looks_random"]

@@ -31,7 +31,7 @@ class FernetVerifier:
         before = bytes(data[off - 1 : off]) if off else b""
         if before in (b"-", b"_") or before.isalnum():
             return None  # inside a longer base64url run: not a token's start
-        m = RUN.match(bytes(data[off : off + MAX_TOKEN]))
+        m = RUN.match(data, off, min(len(data), off + MAX_TOKEN))  # type: ignore[call-overload]  # no copy
         if m is None:
             return None
         text = m.group(0)

@@ -31,7 +31,7 @@ class JweVerifier:
 
     def verify(self, data: Buffer, cand: Candidate, ctx: Context) -> Verified | None:
         off = cand.offset
-        m = COMPACT.match(bytes(data[off : off + MAX_TOKEN]))
+        m = COMPACT.match(data, off, min(len(data), off + MAX_TOKEN))  # type: ignore[call-overload]  # no copy
         if m is None:
             return None
         try:
@@ -44,7 +44,7 @@ class JweVerifier:
             return None
         if not 8 <= len(iv) <= 16 or not 8 <= len(tag) <= 32:
             return None
-        end = m.end()
+        end = m.end() - off
         if bytes(data[off + end : off + end + 1]) == b".":
             return None  # more parts: not compact JWE
         return encrypted(Format.JWE, off, end, writer=None,

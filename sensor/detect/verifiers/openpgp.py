@@ -16,7 +16,7 @@ import re
 from typing import ClassVar, NamedTuple
 
 from sensor.detect.verifiers.base import Context, Verified, verifiers
-from sensor.detect.verifiers.encrypted import encrypted
+from sensor.detect.verifiers.encrypted import armored, encrypted
 from sensor.model import Buffer, Candidate, Format
 
 PKESK, SKESK, SED, MARKER, SEIPD, AEAD = 1, 3, 9, 10, 18, 20
@@ -133,7 +133,7 @@ def crc24(data: bytes) -> int:
 
 
 def _armor(d: Buffer, off: int) -> Verified | None:
-    block = bytes(d[off : off + MAX_ARMOR])
+    block, _ = armored(d, off, ARMOR_END, MAX_ARMOR)
     head_end = block.find(b"\n", len(ARMOR_BEGIN))
     if head_end < 0:
         return None
