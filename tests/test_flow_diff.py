@@ -274,10 +274,12 @@ def _feed_captures(table_cls: type, budget_cls: type, paths: list, shard: tuple[
 def test_whole_captures_fed_in_batches_give_the_same_chunks_records_and_counters(tmp_path, shard):
     """`FlowTable.feed` (the compiled one decodes in C and builds no Segment for TCP) against the reference's
     decode-then-process, over every sample and real capture, for one process and for each of two shares."""
-    from tests.test_core_diff import _captures
+    from tests.test_core_diff import SHARED, _captures
 
     paths = _captures(tmp_path)
     ref = _feed_captures(PyFlowTable, PyBudget, paths, shard)
     got = _feed_captures(core.compiled.FlowTable, core.compiled.Budget, paths, shard)
-    assert len(ref[0]) > 100
+    # the real captures in ../shared make the hundreds of events; a clone without them (a bare checkout) has the
+    # bundled samples only, and half of them in each of two shares
+    assert len(ref[0]) > (100 if SHARED.is_dir() else 40)
     assert got == ref
