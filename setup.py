@@ -32,7 +32,9 @@ def extensions() -> list:
         args = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={checks}", "-fno-sanitize-recover=all"]
         link = [f"-fsanitize={checks}"]
     core = [
-        Extension(f"sensor.{name}", [f"sensor/{name}.pyx"], extra_compile_args=args, extra_link_args=link, optional=True)
+        Extension(
+            f"sensor.{name}", [f"sensor/{name}.pyx"], extra_compile_args=args, extra_link_args=link, optional=True
+        )
         for name in ("_core", "_flow")
     ]
     return cythonize(core, compiler_directives={"language_level": "3"}, quiet=True)

@@ -37,6 +37,8 @@ class Format(StrEnum):
     JWE = "jwe"
     # Windows' own compression (RtlCompressBuffer): no magic, tried at an object's start only
     LZNT1 = "lznt1"
+    XPRESS = "xpress"
+    XPRESS_HUFFMAN = "xpress_huffman"
 
 
 class Kind(StrEnum):

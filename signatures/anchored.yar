@@ -41,3 +41,35 @@ rule lznt1_chunk
         (uint16(0) & 0x8000 == 0x8000 or uint16(0) & 0x0FFF == 0x0FFF) and
         filesize >= 4
 }
+
+rule xpress_start
+{
+    meta:
+        format = "xpress"
+        role = "anchored"
+    condition:
+        // RtlCompressBuffer(COMPRESSION_FORMAT_XPRESS) has no header: a 32-bit flag word, bit 31 first. The
+        // first token must be a literal (nothing to copy yet), and the first copy among the next three must
+        // reach no further back than the literals before it (13-bit distance - 1 in the token's high bits)
+        filesize >= 16 and uint8(3) & 0x80 == 0 and
+        (uint8(3) & 0x40 == 0 or uint16(5) < 8) and
+        (uint8(3) & 0x60 != 0x20 or uint16(6) < 16) and
+        (uint8(3) & 0x70 != 0x10 or uint16(7) < 24)
+}
+
+rule xpress_huffman_table
+{
+    meta:
+        format = "xpress_huffman"
+        role = "anchored"
+    condition:
+        // RtlCompressBuffer(COMPRESSION_FORMAT_XPRESS_HUFF): 256 bytes of 4-bit code lengths open the stream.
+        // A prefix code's lengths have a Kraft sum of at most 1, so at most 16 of them are 1-4 bits and at
+        // most 128 are 1-7 bits; text and random bytes have far more. The verifier checks the exact sum
+        filesize >= 260 and
+        not for 17 i in (0..255) : (uint8(i) & 0x0F != 0 and uint8(i) & 0x0F <= 4) and
+        not for 17 i in (0..255) : (uint8(i) >= 0x10 and uint8(i) < 0x50) and
+        not for 129 i in (0..255) : (uint8(i) & 0x0F != 0 and uint8(i) & 0x0F <= 7) and
+        not for 129 i in (0..255) : (uint8(i) >= 0x10 and uint8(i) < 0x80) and
+        for any i in (0..255) : (uint8(i) != 0)
+}

@@ -44,8 +44,9 @@ def test_both_engines_return_the_same_hits(all_engines):
     assert results["yara-x"] == results["yara-python"]
     assert len(results["yara-x"]) > 10
     start = bytes([0x48, 0x89]) + b"\x00" * 64  # CM 8, CINFO 4: a small-window zlib header, object start only
-    heads = {name: [h.rule for h in e.scan(start, head=True)] for name, e in all_engines.items()}
-    assert heads["yara-x"] == heads["yara-python"] == ["zlib_small_window"]
+    heads = {name: sorted(h.rule for h in e.scan(start, head=True)) for name, e in all_engines.items()}
+    # the zeros after it are also a plain LZ77 flag word of literals: Xpress is tried there too
+    assert heads["yara-x"] == heads["yara-python"] == ["xpress_start", "zlib_small_window"]
     big = start + r.randbytes(300_000)  # past yara-x's single-scanner size: the head scanner runs apart
     assert ("zlib_small_window", 0) in all_engines["yara-x"].scan(big, head=True)
     assert all(h.rule != "zlib_small_window" for h in all_engines["yara-x"].scan(big, head=False))

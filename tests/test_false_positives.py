@@ -206,3 +206,26 @@ def test_zip_entry_whose_size_runs_past_the_data_is_truncated(detector):
     cut = member[: len(member) // 3]  # csize says more than the data holds
     findings = scan(detector, cut)  # how long it takes: bench/bench_fp.py
     assert [(f.member.format, f.member.offset, f.member.truncated) for f in findings] == [(Format.ZIP, 0, True)]
+
+
+def test_objects_that_start_like_windows_compression_are_nothing(detector):
+    """Windows' formats have no magic and are tried at an object's start only: objects that start with an
+    LZNT1-like chunk word, a flag word the Xpress rule lets through, or 256 bytes of plausible (not complete)
+    Huffman code lengths, over random, zero-filled or small-integer bytes, give no finding."""
+    r = random.Random(20)
+    bodies = [
+        lambda: r.randbytes(70_000),
+        lambda: bytes(9000) + r.randbytes(60_000),
+        lambda: b"".join(r.randrange(0, 64).to_bytes(4, "little") for _ in range(16_000)),
+    ]
+    heads = [
+        lambda: (0xB000 | r.randrange(0, 0x1000)).to_bytes(2, "little"),  # LZNT1 compressed chunk word
+        lambda: b"\xff\x3f",  # a stored LZNT1 chunk
+        lambda: r.randbytes(3) + bytes([r.randrange(0, 16)]),  # four literal flags first: passes xpress_start
+        lambda: bytes(r.randrange(5, 16) | r.randrange(5, 16) << 4 for _ in range(256)),  # Kraft sum far over 1
+    ]
+    before = sum(detector.stats.candidates.values())
+    for _ in range(60):
+        data = r.choice(heads)() + r.choice(bodies)()
+        assert scan(detector, data, name="blob.bin", folder="/tmp/") == []
+    assert sum(detector.stats.candidates.values()) - before >= 50  # the anchored rules fired: real work

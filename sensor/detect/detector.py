@@ -111,6 +111,9 @@ def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
     return i >= 0 and spans[i][0] <= offset < spans[i][1]
 
 
+MAGICLESS = frozenset({Format.LZNT1, Format.XPRESS, Format.XPRESS_HUFFMAN})  # candidates on no magic: a guess
+
+
 class Detector:
     """Finds verified compressed members in objects; one instance per process (rules compiled once)."""
 
@@ -334,9 +337,10 @@ class Detector:
     def _declared_start(obj: ContentObject, cands: list[Candidate]) -> Candidate | None:
         """The member a Content-Encoding declares at the object's start when no rule put a candidate there: raw
         deflate (`deflate` without a zlib header), or gzip whose flags hold reserved bits (YARA's rule wants them
-        clear; a declared body is read as browsers read it)."""
+        clear; a declared body is read as browsers read it). A candidate of a format without magic (Windows'
+        LZ77 forms, tried at every object's start) is no rule putting one there."""
         data = obj.data
-        if obj.declared is None or not len(data) or (cands and cands[0].offset == 0):
+        if obj.declared is None or not len(data) or any(c.offset == 0 and c.format not in MAGICLESS for c in cands):
             return None
         if obj.declared in (Format.ZLIB, Format.DEFLATE):
             return Candidate("raw_deflate_at_start", Format.DEFLATE, 0)

@@ -360,10 +360,15 @@ def _answer_data(msg: Message, domain: tuple[bytes, ...]) -> tuple[bytes, bool]:
     return b"".join(parts), False
 
 
+_ZONE_LABEL = re.compile(rb"[a-z0-9_](?:[a-z0-9_-]{0,30}[a-z0-9])?\Z")
+
+
 def zones(names: list[tuple[bytes, ...]]) -> list[int]:
     """For each name (lowercased labels left of the registered domain), how many of its rightmost labels are
     its zone: the longest proper suffix that is shared by two names or more and under which two different labels
-    were asked (data labels vary; a zone's labels do not)."""
+    were asked (data labels vary; a zone's labels do not). A zone is made of host-name labels of at most 32
+    characters: iodine's size probes repeat one long data label in names of different depths, and that label
+    is no zone."""
     seen: Counter[tuple[bytes, ...]] = Counter()
     under: dict[tuple[bytes, ...], bytes | None] = {}  # suffix -> the one label seen under it, None when several
     for labels in names:
@@ -380,6 +385,8 @@ def zones(names: list[tuple[bytes, ...]]) -> list[int]:
         best = 0
         for k in range(1, m):
             suffix = labels[m - k :]
+            if _ZONE_LABEL.match(suffix[0]) is None:
+                break
             if seen[suffix] >= 2 and under[suffix] is None:
                 best = k
             elif seen[suffix] < 2:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sensor.detect import inner, opaque
 from sensor.detect.verifiers.base import TRUNCATED_MIN_OUTPUT, Context, Verified, verifiers
+from sensor.detect.verifiers.lz_output import typed_or_skewed
 from sensor.model import Buffer, Candidate, Format, Limit, LimitHit, Proof
 
 CHUNK = 4096
@@ -56,9 +56,8 @@ class Lznt1Verifier:
         out, used, ended, capped = decode(data, off, ctx.limits.max_output)
         if len(out) < TRUNCATED_MIN_OUTPUT or len(out) <= used:
             return None  # too little, or no smaller than what it came from: not compression
-        mime = inner.mime_of(out[: inner.MAGIC_BYTES])
-        if mime in (None, "application/octet-stream") and opaque.uniformity(out) <= opaque.UNIFORM_CHI2:
-            return None  # random bytes decode into random bytes; that proves nothing
+        if not typed_or_skewed(out):
+            return None
         limits = [LimitHit(Limit.OUTPUT_BYTES, ctx.where, ctx.limits.max_output)] if capped else []
         return Verified(
             format=Format.LZNT1,
