@@ -26,6 +26,8 @@ class Decoding(NamedTuple):
     used: int
     status: str  # end | cap | data_end | invalid | not_compressed
     literals: list[int]
+    wide: bool = False  # a 32-bit match length was read (Windows 8 and later write them; dissect.util's Huffman
+    # decoder does not read them)
 
 
 def decode(data: Buffer, off: int, cap: int) -> Decoding:

@@ -52,13 +52,14 @@ def decode(data: Buffer, off: int, cap: int) -> Decoding:
     n = len(src)
     out = bytearray()
     pos = 0
+    wide = False
 
     def word(at: int) -> int:
         return src[at] | src[at + 1] << 8 if at + 2 <= n else (src[at] if at < n else 0)
 
     while True:
         if pos == n:
-            return Decoding(bytes(out), pos, "end", [])
+            return Decoding(bytes(out), pos, "end", [], wide)
         if pos + TABLE + 4 > n:
             return Decoding(bytes(out), n, "data_end", [])
         table = src[pos : pos + TABLE]
@@ -87,7 +88,7 @@ def decode(data: Buffer, off: int, cap: int) -> Decoding:
                 out.append(sym)
                 continue
             if sym == 256 and n - cur <= END_SLACK:
-                return Decoding(bytes(out), n, "end", [])
+                return Decoding(bytes(out), n, "end", [], wide)
             sym -= 256
             length, offset_bits = sym & 15, sym >> 4
             if length == 15:
@@ -105,6 +106,7 @@ def decode(data: Buffer, off: int, cap: int) -> Decoding:
                             return Decoding(bytes(out), n, "data_end", [])
                         length = int.from_bytes(src[cur : cur + 4], "little")
                         cur += 4
+                        wide = True
                     if length < 15:
                         return Decoding(bytes(out), cur, "invalid", [])
             length += 3
