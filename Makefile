@@ -19,7 +19,7 @@ APT_PKGS_TEST := libmagic1 gcc python3-dev zip libarchive-tools tshark iproute2 
 APT_PKGS_BENCH := libmagic1 yara
 
 BENCH_DATA ?= /tmp/swbench
-.PHONY: demo test bench bench-quick sanitize fuzz clean sysdeps-run sysdeps-test sysdeps-bench
+.PHONY: demo test bench bench-quick sanitize fuzz clean sysdeps-run sysdeps-test sysdeps-bench sysdeps-suricata
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,6 +34,21 @@ sysdeps-run:
 	$(call apt_install,$(APT_PKGS_RUN))
 sysdeps-test:
 	$(call apt_install,$(APT_PKGS_TEST))
+	@$(MAKE) --no-print-directory sysdeps-suricata
+
+# Suricata 7 (tests/test_bridge_suricata.py runs the real one over crafted captures): Debian 12 ships it in
+# bookworm-backports only, which this adds as a source; elsewhere the distribution's package
+sysdeps-suricata:
+	@command -v suricata >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  if grep -q '^12' /etc/debian_version 2>/dev/null; then \
+	    echo "installing suricata from bookworm-backports"; \
+	    echo "deb http://deb.debian.org/debian bookworm-backports main" | $$sudo tee /etc/apt/sources.list.d/stagewatch-backports.list >/dev/null; \
+	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports suricata >/dev/null; \
+	  else \
+	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq suricata >/dev/null || \
+	      echo "suricata not installed: tests/test_bridge_suricata.py skips"; \
+	  fi; }
 sysdeps-bench:
 	$(call apt_install,$(APT_PKGS_BENCH))
 

@@ -621,7 +621,7 @@ def cmd_correlate(a: argparse.Namespace) -> int:
     with FindingStore(a.db, create=False) as store:
         loaded = load(store, hosts)
         found = Correlator(hosts, window, joins.hash_link_min_size).run(
-            loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows
+            loaded.transfers, loaded.staged, loaded.hits, loaded.events, loaded.flows, loaded.seen
         )
         records = [incident_record(i) for i in found]
         done = store.replace_incidents(

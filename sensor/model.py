@@ -179,6 +179,23 @@ class DnsMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorRef:
+    """Where another sensor (Zeek, Suricata) logged an object, for pivoting back to its logs (sensor/bridges/)."""
+
+    sensor: str  # "zeek" | "suricata"
+    log: str  # the log (files.log, eve.json) whose record described the object
+    uid: str | None = None  # zeek.uid: the connection
+    fuid: str | None = None  # zeek.fuid: the file
+    flow_id: int | None = None  # suricata.flow_id
+    file_id: int | None = None  # suricata's fileinfo.file_id (per flow)
+    mime_type: str | None = None  # the type the sensor gave the file
+    md5: str | None = None  # the hashes the sensor computed, where it did
+    sha1: str | None = None
+    sha256: str | None = None
+    extracted: str | None = None  # the file holding its bytes (extract_files/..., filestore/xx/...), if kept
+
+
+@dataclass(frozen=True, slots=True)
 class AppMeta:
     """What an application protocol says about an object (ECS http.*, url.*, email.*)."""
 
@@ -195,6 +212,7 @@ class AppMeta:
     reading: str | None = None  # the framing that gave this body, when receivers read the message differently
     anomalies: tuple[str, ...] = ()  # the irregularities of the message that carried it (stagewatch.http.anomalies)
     dns: DnsMeta | None = None  # a DNS tunnel's object: its zone and messages (dns.*, stagewatch.dns.*)
+    sensor: SensorRef | None = None  # the object came from another sensor's logs (zeek.*, suricata.*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +376,7 @@ class ObjectRecord:
     truncated: bool
     app: AppMeta | None
     limits: tuple[LimitHit, ...] = ()  # bounds hit while scanning it (a decode depth, an encoded run's cap...)
+    scanned: bool = True  # False: another sensor logged it without keeping its bytes (its size and hashes count)
 
 
 @dataclass(frozen=True, slots=True)

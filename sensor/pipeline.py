@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loguru import logger
 
+from sensor.bridges.base import SeenFile, read_extracted
+from sensor.bridges.inputs import Bridges
 from sensor.capture.pcapfile import HEAD_BYTES, is_capture
 from sensor.config import Settings
 from sensor.detect import inner, opaque
@@ -40,8 +42,10 @@ from sensor.model import (
     ContentObject,
     FileOrigin,
     Finding,
+    FlowRecord,
     HostEvent,
     HostFinding,
+    ObjectRecord,
     OpaqueFile,
     Packet,
     SegmentDone,
@@ -107,10 +111,12 @@ def scan_inputs(
     net: NetScanner | None = None
     rules: HostRules | None = None
     mine, shards = job.shard
+    bridges = Bridges(settings.home_net, stats)
     try:
         for root in job.paths:
             for path, st in walk(root, stats):
-                if job.as_kind != "file" and is_capture(_head(path)):
+                head = _head(path) if job.as_kind != "file" else b""
+                if job.as_kind != "file" and is_capture(head):
                     if job.skip_captures:
                         continue
                     if net is None:
@@ -125,6 +131,10 @@ def scan_inputs(
                     if progress is not None:
                         progress(path, st.st_size)
                     continue
+                if job.as_kind != "file" and bridges.claim(path, head):
+                    if progress is not None:
+                        progress(path, st.st_size)
+                    continue  # read once every input was seen: logs and the files they describe meet
                 if shards > 1 and zlib.crc32(path.encode("utf-8", "surrogateescape")) % shards != mine:
                     continue
                 telemetry = None if job.as_kind == "file" else _telemetry(path)
@@ -135,10 +145,62 @@ def scan_inputs(
                     yield from _scan_file(path, root, namer(path), detector, stats, opaque=True)
                 if progress is not None:
                     progress(path, st.st_size)
+        if mine == 0:  # another sensor's outputs are read in one process: logs join across files
+            yield from _bridged(bridges, settings, detector, namer, stats)
         if net is not None:
             yield from net.finish()
     finally:
         detector.close()
+
+
+def _bridged(
+    bridges: Bridges, settings: Settings, detector: Detector, namer: HostNamer, stats: RunStats
+) -> Iterator[Finding | FlowRecord | ObjectRecord | OpaqueFile]:
+    """Zeek's and Suricata's flows, and the files they logged: scanned with what the logs say where the sensor
+    kept their bytes, recorded (size and hashes) where it did not, scanned as plain files where no log says."""
+    for item in bridges.results():
+        if isinstance(item, str):
+            yield from _scan_file(item, os.path.dirname(item), namer(item), detector, stats)
+        elif isinstance(item, FlowRecord):
+            yield item
+        else:
+            yield from _scan_seen(item, settings, detector, stats)
+
+
+def _scan_seen(
+    seen: SeenFile, settings: Settings, detector: Detector, stats: RunStats
+) -> Iterator[Finding | ObjectRecord]:
+    ref = seen.app.sensor
+    path = ref.extracted if ref is not None else None
+    if path is None:
+        stats.bridge["files_not_kept"] += 1
+        yield ObjectRecord(
+            seen.origin, 0, seen.name, seen.size or 0, (ref.sha256 if ref else None) or "",
+            ref.mime_type if ref else None, (), seen.truncated, seen.app, scanned=False,
+        )  # fmt: skip
+        return
+    try:
+        data = read_extracted(path)
+    except OSError as e:
+        stats.errors["bridge_file"] += 1
+        logger.error("{}: cannot read: {}", path, e.strerror or e)
+        return
+    stats.files += 1
+    stats.bytes += len(data)
+    stats.bridge["files_scanned"] += 1
+    obj = ContentObject(seen.origin, data, seen.name, seen.truncated, app=seen.app)
+    try:
+        yield from detector.scan(obj)
+        if settings.objects:
+            mime = inner.mime_of(bytes(data[: inner.MAGIC_BYTES]))
+            yield ObjectRecord(seen.origin, 0, seen.name, len(data), _sha256(data), mime, (), seen.truncated, seen.app)
+    except Exception as e:  # the boundary for one file: log where, count, go on
+        stats.errors["scan"] += 1
+        logger.opt(exception=e).debug("traceback")
+        logger.error("{}: internal error while scanning: {}: {}", path, type(e).__name__, e)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
 
 
 def _keeper(settings: Settings, stats: RunStats) -> Callable[[str, Buffer], None] | None:
@@ -241,6 +303,13 @@ def _scan_file(
             obj.data.close()
 
 
+def _sha256(data: Buffer) -> str:
+    digest = hashlib.sha256()
+    for i in range(0, len(data), 1 << 20):
+        digest.update(data[i : i + (1 << 20)])
+    return digest.hexdigest()
+
+
 def _opaque(obj: ContentObject) -> OpaqueFile | None:
     """An OpaqueFile for a staged file of at least 64 KiB that libmagic cannot name and whose bytes are
     near-uniform (sensor/detect/opaque.py)."""
@@ -253,10 +322,7 @@ def _opaque(obj: ContentObject) -> OpaqueFile | None:
     stat = opaque.measure(obj.data)
     if stat is None:
         return None
-    digest = hashlib.sha256()
-    for i in range(0, len(obj.data), 1 << 20):
-        digest.update(obj.data[i : i + (1 << 20)])
-    return OpaqueFile(origin, digest.hexdigest(), mime, stat.sample, stat.entropy, stat.chi_square, stat.verdict)
+    return OpaqueFile(origin, _sha256(obj.data), mime, stat.sample, stat.entropy, stat.chi_square, stat.verdict)
 
 
 def _worker(job: Job, queue: mp.Queue) -> None:  # type: ignore[type-arg]

@@ -37,6 +37,7 @@ class RunStats:
     app: Counter[str] = field(default_factory=Counter)  # per protocol: sessions, objects, anomalies
     host: Counter[str] = field(default_factory=Counter)  # host telemetry: files, records, bad records
     tuning: Counter[str] = field(default_factory=Counter)  # per suppression entry / threshold; content rules
+    bridge: Counter[str] = field(default_factory=Counter)  # Zeek and Suricata outputs: logs, rows, files, flows
 
     def input_errors(self) -> int:
         """Inputs that could not be read whole: errors, inputs missing or unreadable, captures cut off."""

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from sensor.config import Settings
 from sensor.detect.detector import Detector
@@ -15,6 +16,17 @@ from sensor.model import ContentObject, FileOrigin, Finding
 STAGED = "/cases/WS-01/Users/bob/AppData/Local/Temp/"
 # the corpus beside the repository (../shared: pcaps/real, hostevents/real, seeds); STAGEWATCH_TEST_SHARED moves it
 SHARED = Path(os.environ.get("STAGEWATCH_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+@pytest.fixture
+def warnings():
+    """Warning messages logged by sensor (the library keeps loguru disabled until a CLI enables it)."""
+    seen: list[str] = []
+    logger.enable("sensor")
+    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING", format="{message}")
+    yield seen
+    logger.remove(sink)
+    logger.disable("sensor")
 
 
 def need(why: str | None) -> None:

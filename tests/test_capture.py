@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from loguru import logger
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import CookedLinux, Ether
 from scapy.packet import Raw
@@ -100,17 +99,6 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
 def read(path: str) -> tuple[list[Packet], RunStats]:
     stats = RunStats()
     return list(read_packets(path, stats)), stats
-
-
-@pytest.fixture
-def warnings():
-    """Warning messages logged by sensor (the library keeps loguru disabled until a CLI enables it)."""
-    seen: list[str] = []
-    logger.enable("sensor")
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING", format="{message}")
-    yield seen
-    logger.remove(sink)
-    logger.disable("sensor")
 
 
 # -- recognising a capture ----------------------------------------------------------------------

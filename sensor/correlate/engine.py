@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from sensor.correlate.hosts import HostMap, short
-from sensor.correlate.inputs import FlowIn, RuleHit, Staged, Transfer, event_ref
+from sensor.correlate.inputs import FlowIn, RuleHit, Seen, Staged, Transfer, event_ref
 from sensor.flow.direction import endpoint_text
 from sensor.model import Evidence, HostEvent, Incident
 from sensor.names import stable_id
@@ -110,8 +110,17 @@ class Correlator:
         hits: Iterable[RuleHit],
         events: Iterable[HostEvent],
         flows: Iterable[FlowIn] = (),
+        seen: Iterable[Seen] = (),
     ) -> list[Incident]:
         transfers, staged, hits = list(transfers), list(staged), list(hits)
+        seen_sha: dict[str, list[Seen]] = defaultdict(list)
+        seen_name: dict[tuple[str, int], list[Seen]] = defaultdict(list)
+        for x in seen:
+            if x.direction == "outbound":
+                if x.sha256:
+                    seen_sha[x.sha256].append(x)
+                if x.name:
+                    seen_name[(_base(x.name), x.size)].append(x)
         self.inbound = {t.sha256 for t in transfers if t.direction == "inbound"}
         conns: dict[tuple[str, int, str, int], list[HostEvent]] = defaultdict(list)
         creates: dict[tuple[str | None, str], list[HostEvent]] = defaultdict(list)
@@ -141,7 +150,9 @@ class Correlator:
         used = {ref for g in groups for ref in g.evidence}
         for s in staged:
             if s.kind == "alert" and s.ref not in used:
-                groups.append(self._staged(s, creates, hits_by_host))
+                g = self._staged(s, creates, hits_by_host)
+                self._seen(g, s, seen_sha, seen_name)
+                groups.append(g)
         for f in flows:
             if f.direction == "outbound" and (f.sni or f.dport in TLS_PORTS):
                 g = self._encrypted(f, by_host, hits_by_host)
@@ -243,6 +254,25 @@ class Correlator:
                 g.attribute(2, c.image, c.command_line, c.pid, c.user)
         self._hits(g, g.host, s.ts, hits_by_host)
         return g
+
+    def _seen(
+        self, g: Group, s: Staged, by_sha: dict[str, list[Seen]], by_name: dict[tuple[str, int], list[Seen]]
+    ) -> None:
+        """Files Zeek or Suricata saw leave without keeping their bytes: the staged file's SHA-256 (at any distance
+        in time, for a file large enough to name one), or its name and size from the same host within the window."""
+        links = [(x, "same_sha256") for x in by_sha.get(s.sha256, ()) if s.size >= self.hash_link_min_size
+                 or abs(x.ts - s.ts) <= self.window]  # fmt: skip
+        links += [
+            (x, "same_name")
+            for x in by_name.get((_base(s.path), s.size), ())
+            if abs(x.ts - s.ts) <= self.window and self.hosts.host_of(None, x.src, x.ts) == g.host
+        ]
+        for x, reason in links:
+            what = f"{x.sensor} saw {x.protocol or 'a transfer'} {x.src} > {endpoint_text(x.dst, x.dport)}: "
+            what += f"{x.name or 'a file'} ({x.size} bytes, not kept)"
+            g.add(Evidence("network", x.ref, x.ts, what, x.sha256, x.source), "network", reason)
+            g.dests.add(endpoint_text(x.dst, x.dport))
+            g.techniques.add(EXFIL.get(x.protocol, "T1048"))
 
     def _encrypted(self, f: FlowIn, by_host, hits_by_host) -> Group | None:  # type: ignore[no-untyped-def]
         host = self.hosts.host_of(None, f.src, f.start)

@@ -33,6 +33,24 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class Seen:
+    """A file another sensor logged on the wire without keeping its bytes: its size and hashes still link."""
+
+    ref: str
+    ts: float
+    sha256: str | None
+    size: int
+    name: str | None
+    src: str
+    dst: str
+    dport: int
+    protocol: str | None
+    direction: str
+    sensor: str  # zeek | suricata
+    source: str  # the log that described it
+
+
+@dataclass(frozen=True, slots=True)
 class Staged:
     """A file finding: a verified member on disk."""
 
@@ -98,6 +116,26 @@ def transfer_of(rec: dict[str, Any]) -> Transfer | None:
         direction=net.get("direction", ""),
         kind=rec["event"]["kind"],
         source=f"{sw['source']['path']}#{sw['source'].get('packet', 0)}",
+    )
+
+
+def seen_of(rec: dict[str, Any]) -> Seen:
+    """An object record another sensor's logs gave (`stagewatch.scanned: false`) to a Seen."""
+    f, sw = rec.get("file", {}), rec["stagewatch"]
+    bridge = sw.get("bridge", {})
+    return Seen(
+        ref=rec["event"]["id"],
+        ts=_epoch(rec["@timestamp"]),
+        sha256=(f.get("hash") or {}).get("sha256") or (bridge.get("hash") or {}).get("sha256"),
+        size=int(f.get("size") or 0),
+        name=f.get("name"),
+        src=rec["source"]["ip"],
+        dst=rec["destination"]["ip"],
+        dport=int(rec["destination"]["port"]),
+        protocol=rec.get("network", {}).get("protocol"),
+        direction=rec.get("network", {}).get("direction", ""),
+        sensor=bridge.get("sensor", ""),
+        source=bridge.get("log", ""),
     )
 
 
@@ -183,12 +221,14 @@ def event_ref(e: HostEvent) -> str:
 __all__ = [
     "FlowIn",
     "RuleHit",
+    "Seen",
     "Staged",
     "Transfer",
     "event_ref",
     "flow_of",
     "hit_of",
     "identity_of",
+    "seen_of",
     "staged_of",
     "transfer_of",
 ]

@@ -9,11 +9,13 @@ from sensor.correlate.identities import Claims
 from sensor.correlate.inputs import (
     FlowIn,
     RuleHit,
+    Seen,
     Staged,
     Transfer,
     flow_of,
     hit_of,
     identity_of,
+    seen_of,
     staged_of,
     transfer_of,
 )
@@ -30,6 +32,7 @@ class Loaded:
     hits: list[RuleHit]
     events: list[HostEvent]  # connections and file creations: what ties a process to a flow or a file
     flows: list[FlowIn]
+    seen: list[Seen]  # files Zeek or Suricata logged without keeping their bytes
 
 
 def load(store: FindingStore, hosts: HostMap) -> Loaded:
@@ -53,7 +56,8 @@ def load(store: FindingStore, hosts: HostMap) -> Loaded:
         hosts.add(h.host, h.ips, "host telemetry")
     hosts.claims = Claims(identity_of(r) for r in store.identity_records())
     flows = [flow_of(rec, ref) for ref, rec in store.flow_records()]
-    return Loaded(transfers, staged, hits, events, flows)
+    seen = [seen_of(rec) for rec in store.seen_object_records()]
+    return Loaded(transfers, staged, hits, events, flows, seen)
 
 
 __all__ = ["Loaded", "load"]

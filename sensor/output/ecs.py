@@ -171,6 +171,12 @@ def app_stagewatch(app: AppMeta | None) -> dict[str, Any]:
                 "lost": t.lost or None,
             }
         )
+    if app.sensor is not None:
+        r = app.sensor
+        hashes = _drop_none({"md5": r.md5, "sha1": r.sha1, "sha256": r.sha256})
+        out["bridge"] = _drop_none(
+            {"sensor": r.sensor, "log": r.log, "file": r.extracted, "mime_type": r.mime_type, "hash": hashes or None}
+        )
     return out
 
 
@@ -205,6 +211,11 @@ def app_fields(app: AppMeta | None) -> dict[str, Any]:
     if app.dns is not None:
         out["dns"] = {"type": "answer" if app.dns.answers else "query",
                       "question": {"registered_domain": app.dns.registered_domain}}  # fmt: skip
+    ref = app.sensor
+    if ref is not None and ref.sensor == "zeek":
+        out["zeek"] = _drop_none({"uid": ref.uid, "fuid": ref.fuid})
+    elif ref is not None:
+        out[ref.sensor] = _drop_none({"flow_id": ref.flow_id, "file_id": ref.file_id})
     return out
 
 
@@ -268,7 +279,14 @@ def object_record(r: ObjectRecord) -> dict[str, Any]:
         "network": _drop_none(
             {"transport": o.transport, "direction": o.direction, "protocol": o.protocol, "community_id": o.community_id}
         ),
-        "file": _drop_none({"name": r.name, "size": r.size, "hash": {"sha256": r.sha256}, "mime_type": r.mime_type}),
+        "file": _drop_none(
+            {
+                "name": r.name,
+                "size": r.size,
+                "hash": {"sha256": r.sha256} if r.sha256 else None,
+                "mime_type": r.mime_type,
+            }
+        ),
         "stagewatch": {
             "encoding": list(r.layers),
             "truncated": r.truncated,
@@ -279,6 +297,8 @@ def object_record(r: ObjectRecord) -> dict[str, Any]:
     }
     if r.limits:
         record["stagewatch"]["limits"] = [{"limit": str(h.limit), "value": h.value, "where": h.where} for h in r.limits]
+    if not r.scanned:
+        record["stagewatch"]["scanned"] = False  # another sensor logged it; its bytes were not kept
     record.update(app_fields(r.app))
     record["stagewatch"].update(app_stagewatch(r.app))
     return clean_record(record)

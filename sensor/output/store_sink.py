@@ -40,6 +40,9 @@ def object_ids(observer: str, r: ObjectRecord) -> tuple[str, str]:
     o = r.origin
     flow_id = flow_id_of(observer, o.community_id, o.flow_start)
     key = f"{flow_id}|{int(o.client_to_server)}|{r.index}|{','.join(r.layers)}|{r.sha256}"
+    ref = r.app.sensor if r.app is not None else None
+    if ref is not None:  # another sensor's file: its own id tells files on one connection apart
+        key += f"|{ref.sensor}|{ref.fuid or ''}|{ref.flow_id or ''}|{ref.file_id or ''}"
     return stable_id(OBJECT_NS, key), flow_id
 
 

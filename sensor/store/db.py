@@ -349,6 +349,14 @@ class FindingStore:
         with self._errors(), self._engine.connect() as conn:
             return {r[0] for r in conn.execute(select(segments.c.segment_key))}
 
+    def seen_object_records(self) -> list[dict[str, Any]]:
+        """Objects another sensor (Zeek, Suricata) logged without keeping their bytes: their sizes and hashes still
+        join incidents. Their records say `"scanned":false` (compact JSON, sensor/output/jsonl.dumps)."""
+        q = select(objects.c.record).where(objects.c.record.like('%"scanned":false%')).order_by(objects.c.ts)
+        with self._errors(), self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [rec for rec in (json.loads(r[0]) for r in rows) if rec.get("stagewatch", {}).get("scanned") is False]
+
     def flow_records(self) -> list[tuple[str, dict[str, Any]]]:
         """Every stored flow as (flow_id, its --flows record)."""
         with self._errors(), self._engine.connect() as conn:
