@@ -144,7 +144,7 @@ class SuricataBridge:
             transport=transport, src=src, sport=sport, dst=dst, dport=dport,
             direction=direction(self.home, src, dst, (None, None)), start=start, end=end,
             packets=(int(f.get("pkts_toserver") or 0), int(f.get("pkts_toclient") or 0)),
-            bytes=(int(f.get("bytes_toserver") or 0), int(f.get("bytes_toclient") or 0)),
+            bytes=(_payload(f, "toserver"), _payload(f, "toclient")),
             gaps=0, gap_bytes=0, overlaps=0, overlap_conflicts=0,
             end_reason=f"suricata {f.get('state') or '-'} {f.get('reason') or '-'}",
             mid_stream=False, depth_hit=False, sni=server_name, source=path,
@@ -192,6 +192,16 @@ class SuricataBridge:
             truncated=state in ("TRUNCATED", "ERROR") or bool(fi.get("gaps")),
             app=AppMeta(**{**app, "sensor": ref}),
         )
+
+
+HEADERS = 54  # Ethernet, IPv4 and TCP without options: what each packet adds to Suricata's byte counts
+
+
+def _payload(flow: dict[str, Any], side: str) -> int:
+    """A side's payload bytes, as a flow record counts them: Suricata counts whole packets, so their headers
+    (at least HEADERS bytes each) come off; TCP options and IPv6 leave a little more than the payload."""
+    total, packets = int(flow.get(f"bytes_{side}") or 0), int(flow.get(f"pkts_{side}") or 0)
+    return max(0, total - HEADERS * packets)
 
 
 def _app(rec: dict[str, Any], app_proto: str | None) -> dict[str, Any]:
