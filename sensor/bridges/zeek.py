@@ -66,7 +66,14 @@ class ZeekBridge:
     def results(self) -> Iterator[Bridged | str]:
         """Flows from conn.log, then every file row as a SeenFile; extracted files no row names come last, as
         their paths (scanned as files, without a connection)."""
-        files = [(log, row) for log, row in self._rows("files") if row.get("source") not in SKIP_SOURCES]
+        files = []
+        for log, row in self._rows("files"):
+            if row.get("source") in SKIP_SOURCES:
+                self.stats.bridge["zeek.certificates_skipped"] += 1
+            elif row.get("parent_fuid"):  # a file inside a file (Zeek 7's ZIP analyzer): the parent is scanned
+                self.stats.bridge["zeek.inner_files_skipped"] += 1
+            else:
+                files.append((log, row))
         self.stats.bridge["zeek.files"] += len(files)
         wanted = {u for _, row in files for u in _uids(row)}
         conns: dict[str, _Conn] = {}
