@@ -3,10 +3,14 @@ logged; and the rules they share for addresses, direction and community IDs."""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import json
 import mmap
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sensor.flow.community_id import community_id
 from sensor.flow.direction import HomeNet
@@ -57,6 +61,28 @@ def direction(home: HomeNet, sender: str, receiver: str, local: tuple[bool | Non
     return {(True, False): "outbound", (False, True): "inbound", (True, True): "internal"}.get((s_in, r_in), "external")
 
 
+def lines(path: str) -> Iterator[bytes]:
+    """A log's lines, gzip-compressed (rotated) or not."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gz else open(path, "rb") as f:  # type: ignore[call-overload]
+        yield from f
+
+
+def json_objects(path: str) -> Iterator[dict[str, Any] | None]:
+    """A JSON-lines log's objects; None for a line that is not a JSON object (blank lines skipped)."""
+    for raw in lines(path):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            yield None
+            continue
+        yield rec if isinstance(rec, dict) else None
+
+
 def read_extracted(path: str) -> Buffer:
     """An extracted file's bytes (mapped, not read, when large)."""
     size = os.path.getsize(path)
@@ -81,4 +107,16 @@ def first(values: object) -> str | None:
     return None if values is None else str(values)
 
 
-__all__ = ["PROTO", "Bridged", "SeenFile", "address", "cid", "direction", "first", "packed", "read_extracted"]
+__all__ = [
+    "PROTO",
+    "Bridged",
+    "SeenFile",
+    "address",
+    "cid",
+    "direction",
+    "first",
+    "json_objects",
+    "lines",
+    "packed",
+    "read_extracted",
+]

@@ -15,7 +15,7 @@ from typing import Any
 
 from loguru import logger
 
-from sensor.bridges.base import Bridged, SeenFile, address, cid, direction
+from sensor.bridges.base import Bridged, SeenFile, address, cid, direction, json_objects
 from sensor.flow.direction import HomeNet
 from sensor.model import AppMeta, FlowRecord, NetworkOrigin, SensorRef
 from sensor.stats import RunStats
@@ -65,20 +65,11 @@ class SuricataBridge:
         for path in self.eves:
             bad = 0
             try:
-                with open(path, "rb") as f:
-                    for line in f:
-                        line = line.strip()
-                        if not line:
-                            continue
-                        try:
-                            rec = json.loads(line)
-                        except ValueError:
-                            bad += 1
-                            continue
-                        if isinstance(rec, dict):
-                            yield path, rec
-                        else:
-                            bad += 1
+                for rec in json_objects(path):
+                    if rec is None:
+                        bad += 1
+                    else:
+                        yield path, rec
             except OSError as e:
                 self.stats.errors["eve"] += 1
                 logger.error("{}: cannot read: {}", path, e.strerror or e)

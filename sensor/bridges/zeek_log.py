@@ -6,7 +6,6 @@ values keyed by Zeek's field names: one log kind's columns are Zeek's own contra
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import ipaddress
 import json
 import re
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from sensor.bridges.base import json_objects, lines
 from sensor.errors import InputError
 
 KINDS = ("files", "conn", "http", "smtp", "ftp")
@@ -52,13 +52,6 @@ class ZeekLog:
     path: str
     kind: str
     json: bool
-
-
-def _open_lines(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    with gzip.open(path, "rb") if gz else open(path, "rb") as f:  # type: ignore[call-overload]
-        yield from f
 
 
 def _kind_of_name(path: str) -> str | None:
@@ -111,7 +104,7 @@ def _tsv_rows(log: ZeekLog) -> Iterator[dict[str, Any]]:
     fields: list[str] | None = None
     types: list[str] = []
     bad = 0
-    for n, raw in enumerate(_open_lines(log.path), 1):
+    for n, raw in enumerate(lines(log.path), 1):
         line = raw.rstrip(b"\r\n")
         if line.startswith(b"#"):
             key, _, value = line[1:].partition(b" " if line.startswith(b"#separator") else sep)
@@ -215,16 +208,8 @@ def _json_text(value: Any) -> Any:  # noqa: ANN401
 def _json_rows(log: ZeekLog) -> Iterator[dict[str, Any]]:
     bad = 0
     first = True
-    for raw in _open_lines(log.path):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if not isinstance(rec, dict):
+    for rec in json_objects(log.path):
+        if rec is None:
             bad += 1
             continue
         if first:

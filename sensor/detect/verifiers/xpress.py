@@ -8,26 +8,20 @@ The decoder is our own rather than dissect.util's: that one has no output limit 
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from sensor.detect.verifiers.base import TRUNCATED_MIN_OUTPUT, Context, Verified, verifiers
-from sensor.detect.verifiers.lz_output import WINDOW_CHECK, typed_or_skewed, written_by_a_compressor
-from sensor.model import Buffer, Candidate, Format, Limit, LimitHit, Proof
+from sensor.detect.verifiers.lz_output import (
+    WINDOW_CHECK,
+    Decoding,
+    typed_or_skewed,
+    verified,
+    written_by_a_compressor,
+)
+from sensor.model import Buffer, Candidate, Format
 
 WINDOW = 8192  # 13 offset bits
 GIVE_UP_AT = 64 * 1024  # input bytes after which an output still no larger than the input is not compression
-
-
-class Decoding(NamedTuple):
-    """What decoding a magic-less LZ77 stream gave: its output, the input bytes read, how it stopped, and the
-    output positions of the literals in its first WINDOW_CHECK bytes."""
-
-    output: bytes
-    used: int
-    status: str  # end | cap | data_end | invalid | not_compressed
-    literals: list[int]
-    wide: bool = False  # a 32-bit match length was read (Windows 8 and later write them; dissect.util's Huffman
-    # decoder does not read them)
 
 
 def decode(data: Buffer, off: int, cap: int) -> Decoding:
@@ -128,19 +122,7 @@ class XpressVerifier:
             return None
         if not written_by_a_compressor(out, dec.literals, WINDOW) or not typed_or_skewed(out):
             return None
-        return Verified(
-            format=Format.XPRESS,
-            offset=0,
-            length=dec.used,
-            proof={"end": Proof.STREAM_END, "cap": Proof.OUTPUT}.get(dec.status, Proof.OBJECT_END),
-            truncated=dec.status in ("data_end", "invalid"),
-            head=out[: ctx.limits.inner_head],
-            inner_size=len(out),
-            inner_complete=dec.status == "end",
-            limits=[LimitHit(Limit.OUTPUT_BYTES, ctx.where, ctx.limits.max_output)] if dec.status == "cap" else [],
-            writer="RtlCompressBuffer (Xpress)",
-            detail=f"{dec.used} bytes to {len(out)}; stopped: {dec.status}",
-        )
+        return verified(Format.XPRESS, dec, ctx, "RtlCompressBuffer (Xpress)", f"{dec.used} bytes to {len(out)}")
 
 
-__all__ = ["Decoding", "XpressVerifier", "decode"]
+__all__ = ["XpressVerifier", "decode"]

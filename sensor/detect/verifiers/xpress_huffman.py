@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sensor.detect.verifiers.base import TRUNCATED_MIN_OUTPUT, Context, Verified, verifiers
-from sensor.detect.verifiers.lz_output import typed_or_skewed
-from sensor.detect.verifiers.xpress import Decoding
-from sensor.model import Buffer, Candidate, Format, Limit, LimitHit, Proof
+from sensor.detect.verifiers.lz_output import Decoding, typed_or_skewed, verified
+from sensor.model import Buffer, Candidate, Format
 
 TABLE = 256
 BLOCK = 65536
@@ -143,19 +142,9 @@ class XpressHuffmanVerifier:
         out = dec.output
         if len(out) < TRUNCATED_MIN_OUTPUT or len(out) <= dec.used or not typed_or_skewed(out):
             return None
-        return Verified(
-            format=Format.XPRESS_HUFFMAN,
-            offset=0,
-            length=dec.used,
-            proof={"end": Proof.STREAM_END, "cap": Proof.OUTPUT}.get(dec.status, Proof.OBJECT_END),
-            truncated=dec.status in ("data_end", "invalid"),
-            head=out[: ctx.limits.inner_head],
-            inner_size=len(out),
-            inner_complete=dec.status == "end",
-            limits=[LimitHit(Limit.OUTPUT_BYTES, ctx.where, ctx.limits.max_output)] if dec.status == "cap" else [],
-            writer="RtlCompressBuffer (Xpress Huffman)",
-            detail=f"{dec.used} bytes in {-(-len(out) // BLOCK)} blocks to {len(out)}; stopped: {dec.status}",
-        )
+        blocks = -(-len(out) // BLOCK)
+        detail = f"{dec.used} bytes in {blocks} blocks to {len(out)}"
+        return verified(Format.XPRESS_HUFFMAN, dec, ctx, "RtlCompressBuffer (Xpress Huffman)", detail)
 
 
 __all__ = ["XpressHuffmanVerifier", "complete_code", "decode"]
