@@ -111,7 +111,7 @@ def scan_inputs(
     net: NetScanner | None = None
     rules: HostRules | None = None
     mine, shards = job.shard
-    bridges = Bridges(settings.home_net, stats)
+    bridges = Bridges(settings.home_net, stats if mine == 0 else RunStats())  # every process claims; one reads
     try:
         for root in job.paths:
             for path, st in walk(root, stats):

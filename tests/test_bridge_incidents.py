@@ -8,6 +8,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from sensor.output.explain import explain
+from sensor.store.db import FindingStore
 from tests import appbuild as ab
 from tests import hostbuild as hb
 from tests import suricata_run, waysout, zeekbuild
@@ -15,6 +17,7 @@ from tests.builders import sample_text, zip_archive
 from tests.conftest import need
 from tests.incidents import scan_and_correlate
 from tests.netbuild import BASE_TIME, Conv, segments, write_pcap
+from tests.test_explain import text_of
 from tests.waysout import CLIENT, OUTSIDE, UPLOAD, sha
 
 PY = r"C:\Python312\python.exe"
@@ -41,7 +44,9 @@ def telemetry(folder: Path) -> Path:
 
 def test_zeek_outputs_and_sysmon_make_an_incident_without_a_capture(tmp_path, rule_cache):
     zeek = zeekbuild.ways_out(tmp_path / "zeek")
-    incidents, _ = scan_and_correlate(tmp_path, rule_cache, [zeek, telemetry(tmp_path / "telemetry")], hostmap=HOSTMAP)
+    incidents, store = scan_and_correlate(
+        tmp_path, rule_cache, [zeek, telemetry(tmp_path / "telemetry")], hostmap=HOSTMAP
+    )
     (inc,) = [
         i for i in incidents if any(sha(UPLOAD) == e.get("sha256") for e in i["stagewatch"]["incident"]["evidence"])
     ]
@@ -49,6 +54,10 @@ def test_zeek_outputs_and_sysmon_make_an_incident_without_a_capture(tmp_path, ru
     assert inc["host"]["name"] == "WS-01.corp.example" and {"network", "host_rule"} <= set(sw["kinds"])
     assert "T1567" in inc["threat"]["technique"]["id"] and inc["process"]["executable"] == PY
     assert "process_connection" in sw["reasons"]  # Sysmon's connection is the very flow Zeek logged
+    (net,) = [e for e in sw["evidence"] if e["kind"] == "network" and e.get("sha256") == sha(UPLOAD)]
+    with FindingStore(str(store)) as db:
+        text = text_of(explain(db, net["id"]))
+    assert f"logged by: zeek (uid {zeekbuild.UIDS['upload']}, fuid {zeekbuild.FUIDS['upload']}) in" in text
 
 
 def test_a_file_suricata_saw_leave_without_its_bytes_joins_the_staged_copy(tmp_path, rule_cache):

@@ -158,6 +158,18 @@ def test_tsv_and_json_give_the_same_findings(tmp_path, rule_cache):
     assert a == b and len(a) >= 4
 
 
+def test_with_two_worker_processes_one_reads_the_logs(tmp_path, rule_cache):
+    from sensor.pipeline import scan_parallel
+
+    zeekbuild.ways_out(tmp_path / "zeek")
+    one = members(scan([tmp_path / "zeek"], rule_cache)[0])
+    stats = RunStats()
+    settings = Settings(home_net=HOME, observer="test", cache_dir=rule_cache)
+    found = members(list(scan_parallel(Job((str(tmp_path / "zeek"),), settings), 2, stats)))
+    assert {d: f.event_id for d, f in found.items()} == {d: f.event_id for d, f in one.items()} and len(one) == 4
+    assert stats.bridge["zeek.files_logs"] == 1 and stats.bridge["files_scanned"] == 4
+
+
 # -- bad input ------------------------------------------------------------------------------------------------------
 
 

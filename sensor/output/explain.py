@@ -204,6 +204,17 @@ def _tuned(entry: dict[str, Any] | None) -> str | None:
     return f"{entry.get('name', '?')}{extra}{why}" + (f" ({entry['author']})" if entry.get("author") else "")
 
 
+def bridge_text(r: Mapping[str, Any]) -> str | None:
+    """Who logged the object when another sensor did: "zeek (uid C..., fuid F...) in LOG, its file FILE"."""
+    b = r.get("stagewatch", {}).get("bridge")
+    if not b:
+        return None
+    ids = r.get(b.get("sensor", ""), {})
+    idtext = ", ".join(f"{k} {v}" for k, v in ids.items())
+    text = f"{b.get('sensor', '?')}" + (f" ({idtext})" if idtext else "") + f" in {b.get('log', '?')}"
+    return text + (f", its file {b['file']}" if b.get("file") else ", its bytes not kept")
+
+
 def checksum_text(sw: Mapping[str, Any]) -> str | None:
     """`stagewatch.checksum`, and for a bad one which archive entries failed: "bad (2 of 5 entries failed
     their CRC: a.txt, b.bin)"."""
@@ -316,6 +327,7 @@ def finding_tree(store: FindingStore, r: Record) -> Tree:
     where = f"{src.get('path', '?')}" + (f" packet {src['packet']}" if "packet" in src else "")
     shown.fact(proof, "rule", r.get("rule", {}).get("name"), "rule.name")
     shown.fact(proof, "source", where, "stagewatch.source.path", "stagewatch.source.packet")
+    shown.fact(proof, "logged by", bridge_text(r), "stagewatch.bridge", "zeek", "suricata")
     shown.fact(proof, "proof", sw.get("proof"), "stagewatch.proof")
     failed = ("stagewatch.checksum_failed", "stagewatch.checksum_failed_count", "stagewatch.checksum_checked")
     shown.fact(proof, "checksum", checksum_text(sw), "stagewatch.checksum", *failed)
