@@ -41,8 +41,9 @@ class Bridges:
 
     def results(self) -> Iterator[Bridged | str]:
         """Flows, seen files, and the paths of extracted or stored files no log described."""
-        if self.claimed:
+        if self.zeek.logs or self.zeek.extracted:
             yield from self.zeek.results()
+        if self.suricata.eves or self.suricata.stored:
             yield from self.suricata.results()
 
 

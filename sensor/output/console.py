@@ -156,7 +156,11 @@ def _flow(r: dict[str, Any]) -> str:
     src, dst = r.get("source", {}), r.get("destination", {})
     net = r.get("network", {})
     where = r.get("stagewatch", {}).get("source", {})
-    packet = f" (packet {where['packet']})" if where.get("packet") is not None else ""
+    packet = f" (packet {where['packet']})" if where.get("packet") else ""
+    bridge = r.get("stagewatch", {}).get("bridge")
+    if bridge:  # another sensor's file: its ids, not a packet, lead back to it
+        ids = r.get(bridge.get("sensor", ""), {})
+        packet = f" ({bridge.get('sensor')} {' '.join(str(v) for v in ids.values())})"
     proto = net.get("protocol") or net.get("transport") or ""
     return (
         f"{endpoint(src.get('ip'), src.get('port'))} > {endpoint(dst.get('ip'), dst.get('port'))} "
@@ -262,6 +266,7 @@ def summary_table(stats: RunStats, seconds: float, stored: int | None, updated: 
         ("network", stats.net),
         ("application", stats.app),
         ("host telemetry", stats.host),
+        ("zeek / suricata", stats.bridge),
         ("tuning", stats.tuning),
         ("not decoded", stats.undecoded),
         ("verified", stats.verified),
