@@ -184,12 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "scan",
-        help="scan captures, host-event files and staged files or folders",
+        help="scan captures, host-event files, Zeek/Suricata outputs and staged files or folders",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument(
-        "paths", nargs="+", metavar="PATH", help="captures, host-event files, staged files or folders; - for stdin"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="captures, host-event files, Zeek logs and extract_files, Suricata eve.json and filestore, "
+        "staged files or folders; - for stdin",
     )
     _jsonl_option(s, "findings and host findings")
     _store_option(s, writes=True)
