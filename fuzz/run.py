@@ -57,14 +57,16 @@ def fuzz(name: str, argv: list[str]) -> None:
         import sensor
         from fuzz.targets import TARGETS
 
-        # every module now, under the instrumentation: targets import theirs lazily, after this block
-        for mod in pkgutil.walk_packages(sensor.__path__, "sensor."):
-            if not mod.name.startswith(("sensor._", "sensor.cli")):
-                importlib.import_module(mod.name)
-
         if name not in TARGETS:
             sys.exit(f"unknown target {name!r}; targets: {', '.join(sorted(TARGETS))}")
         t = TARGETS[name]
+        # the target's modules now, under the instrumentation: targets import theirs lazily, after this block
+        wanted = tuple(m if m == "sensor" else m + "." for m in t.modules)
+        for mod in pkgutil.walk_packages(sensor.__path__, "sensor."):
+            if mod.name.startswith(("sensor._", "sensor.cli")):
+                continue
+            if "sensor" in t.modules or mod.name.startswith(wanted) or mod.name in t.modules:
+                importlib.import_module(mod.name)
         if name in ("http", "smtp", "ftp", "detect"):
             from fuzz.targets import detector
 
