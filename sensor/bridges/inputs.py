@@ -26,13 +26,14 @@ class Bridges:
     def claim(self, path: str, head: bytes) -> bool:
         """True when `path` is a Zeek log or extracted file, an eve.json or a file-store file: kept for later."""
         parts = PurePath(path).parts
-        if suricata.is_stored(path):
-            self.suricata.add_stored(path)
+        if self.suricata.add_stored(path):
+            pass
         elif EXTRACT_NAME.match(parts[-1]) or (len(parts) > 1 and parts[-2] == "extract_files"):
             self.zeek.add_extracted(path)
-        elif (log := zeek_log.sniff(path, head)) is not None:
+        # a rotated log's head is decompressed once, for both sniffers
+        elif (log := zeek_log.sniff(path, text := zeek_log.head_text(head))) is not None:
             self.zeek.add_log(log)
-        elif suricata.sniff(zeek_log.head_text(head)):
+        elif suricata.sniff(text):
             self.suricata.add_eve(path)
         else:
             return False

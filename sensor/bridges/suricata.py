@@ -21,7 +21,6 @@ from sensor.model import AppMeta, FlowRecord, NetworkOrigin, SensorRef
 from sensor.stats import RunStats
 
 STORED = re.compile(r"(?:^|/)([0-9a-f]{2})/(\1[0-9a-f]{62})$")
-META = re.compile(r"(?:^|/)([0-9a-f]{2})/(\1[0-9a-f]{62})\.\d+\.\d+\.json$")
 
 
 def sniff(head: bytes) -> bool:
@@ -56,10 +55,12 @@ class SuricataBridge:
         self.eves.append(path)
         self.stats.bridge["suricata.eve_files"] += 1
 
-    def add_stored(self, path: str) -> None:
+    def add_stored(self, path: str) -> bool:
+        """Keep `path` when it is a file-store v2 file (<xx>/<sha256>); False when it is not one."""
         m = STORED.search(path.replace("\\", "/"))
         if m:
             self.stored[m.group(2)] = path
+        return m is not None
 
     def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for path in self.eves:
@@ -214,14 +215,4 @@ def _app(rec: dict[str, Any], app_proto: str | None) -> dict[str, Any]:
     return {"protocol": app_proto or "unknown"}
 
 
-def is_stored(path: str) -> bool:
-    """A file-store v2 file: <xx>/<sha256> with xx its hash's first two hex digits."""
-    return STORED.search(path.replace("\\", "/")) is not None
-
-
-def is_meta(path: str) -> bool:
-    """A file-store v2 metadata file beside a stored one: <xx>/<sha256>.<ts>.<id>.json."""
-    return META.search(path.replace("\\", "/")) is not None
-
-
-__all__ = ["SuricataBridge", "is_meta", "is_stored", "sniff"]
+__all__ = ["SuricataBridge", "sniff"]

@@ -43,13 +43,18 @@ class ZeekBridge:
     stats: RunStats
     logs: dict[str, list[ZeekLog]] = field(default_factory=dict)
     extracted: dict[str, str] = field(default_factory=dict)  # file name -> path
+    by_fuid: dict[str, str] = field(default_factory=dict)  # fuid in FileExtract's default name -> path
 
     def add_log(self, log: ZeekLog) -> None:
         self.logs.setdefault(log.kind, []).append(log)
         self.stats.bridge[f"zeek.{log.kind}_logs"] += 1
 
     def add_extracted(self, path: str) -> None:
-        self.extracted[PurePath(path).name] = path
+        name = PurePath(path).name
+        self.extracted[name] = path
+        m = EXTRACT_NAME.match(name)
+        if m:
+            self.by_fuid[m.group(3)] = path
 
     def _rows(self, kind: str) -> Iterator[tuple[ZeekLog, dict[str, Any]]]:
         for log in self.logs.get(kind, ()):
@@ -136,8 +141,6 @@ class ZeekBridge:
             orig, resp, transport, local = ("", 0), ("", 0), "tcp", (None, None)
         sender, receiver = (orig, resp) if is_orig is not False else (resp, orig)
         local_pair = local if is_orig is not False else (local[1], local[0])
-        if row.get("local_orig") is not None and local == (None, None) and is_orig is not None:
-            local_pair = (row["local_orig"], None)  # files.log's own flag covers the sender only
         app, app_name = apps.get(fuid, (None, None))
         extracted = self._extracted(row, fuid)
         if extracted is not None:
@@ -175,11 +178,7 @@ class ZeekBridge:
             path = self.extracted.get(PurePath(str(name)).name)
             if path is not None:
                 return path
-        for fname, path in self.extracted.items():
-            m = EXTRACT_NAME.match(fname)
-            if m and m.group(3) == fuid:
-                return path
-        return None
+        return self.by_fuid.get(fuid)
 
 
 def _uids(row: dict[str, Any]) -> tuple[str, ...]:

@@ -59,9 +59,9 @@ def _kind_of_name(path: str) -> str | None:
     return name if name in KINDS else None
 
 
-def sniff(path: str, head: bytes) -> ZeekLog | None:
-    """A ZeekLog when `head` (the file's first bytes, maybe gzip) starts a Zeek log of a kind we read."""
-    text = head_text(head)
+def sniff(path: str, text: bytes) -> ZeekLog | None:
+    """A ZeekLog when `text` (the file's first bytes, through head_text when gzip) starts a Zeek log of a kind
+    we read."""
     if text.startswith(b"#separator "):
         m = re.search(rb"^#path\t([^\t\r\n]+)", text, re.M)
         kind = m.group(1).decode("ascii", "replace") if m else _kind_of_name(path)

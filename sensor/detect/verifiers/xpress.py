@@ -25,8 +25,13 @@ GIVE_UP_AT = 64 * 1024  # input bytes after which an output still no larger than
 
 
 def decode(data: Buffer, off: int, cap: int) -> Decoding:
-    """Decode the Xpress stream at `off` as [MS-XCA] 2.4 does, with at most `cap` bytes of output."""
-    src = bytes(data[off:])
+    """Decode the Xpress stream at `off` as [MS-XCA] 2.4 does, with at most `cap` bytes of output.
+    Read in place: a large mapped file is not copied to be tried."""
+    with memoryview(data) as whole, whole[off:] as src:
+        return _decode(src, cap)
+
+
+def _decode(src: memoryview, cap: int) -> Decoding:
     n = len(src)
     out = bytearray()
     lits: list[int] = []
@@ -46,7 +51,7 @@ def decode(data: Buffer, off: int, cap: int) -> Decoding:
             low = flags & ((2 << bit) - 1)
             if not low >> bit:  # a run of literal bits: copy them in one slice
                 run = bit + 1 if not low else bit - low.bit_length() + 1
-                piece = src[pos : pos + run]
+                piece = bytes(src[pos : pos + run])
                 if len(out) < WINDOW_CHECK:
                     lits.extend(range(len(out), len(out) + len(piece)))
                 out += piece

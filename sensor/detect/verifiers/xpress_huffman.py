@@ -46,8 +46,13 @@ def _lookup(table: bytes) -> list[int]:
 
 
 def decode(data: Buffer, off: int, cap: int) -> Decoding:
-    """Decode the Xpress Huffman stream at `off` as [MS-XCA] 2.2 does, with at most `cap` bytes of output."""
-    src = bytes(data[off:])
+    """Decode the Xpress Huffman stream at `off` as [MS-XCA] 2.2 does, with at most `cap` bytes of output.
+    Read in place: a large mapped file is not copied to be tried."""
+    with memoryview(data) as whole, whole[off:] as src:
+        return _decode(src, cap)
+
+
+def _decode(src: memoryview, cap: int) -> Decoding:
     n = len(src)
     out = bytearray()
     pos = 0
@@ -61,7 +66,7 @@ def decode(data: Buffer, off: int, cap: int) -> Decoding:
             return Decoding(bytes(out), pos, "end", [], wide)
         if pos + TABLE + 4 > n:
             return Decoding(bytes(out), n, "data_end", [])
-        table = src[pos : pos + TABLE]
+        table = bytes(src[pos : pos + TABLE])
         if not complete_code(table):
             return Decoding(bytes(out), pos, "invalid", [])
         codes = _lookup(table)
